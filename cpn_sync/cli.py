@@ -1,0 +1,137 @@
+"""`cpn-sync`: one command line for every operator task. Subcommand groups live beside the code
+they drive and are registered here."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from cpn_sync import logs
+from cpn_sync.settings import SettingsError, get_settings
+
+
+@click.group()
+def main() -> None:
+    """Keep the CPN app's PostgreSQL database in step with Clerk."""
+    settings = get_settings()
+    logs.configure(settings.log_level, settings.log_format)
+
+
+@main.command()
+def migrate() -> None:
+    """Bring the database to the newest migration (safe from several hosts at once)."""
+    from db.migrate import upgrade
+
+    try:
+        revision = upgrade(get_settings().require_database_url())
+    except SettingsError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"database at revision {revision}")
+
+
+@main.command()
+def web() -> None:
+    """Serve HTTP on $PORT with $WEB_CONCURRENCY uvicorn workers."""
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run(
+        "webhooks.app:app",
+        host="0.0.0.0",  # noqa: S104 - a container's port is published on purpose
+        port=settings.port,
+        workers=settings.web_concurrency,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        proxy_headers=True,
+    )
+
+
+@main.command()
+def worker() -> None:
+    """A Celery worker for $WORKER_QUEUES with $WORKER_CONCURRENCY processes."""
+    from workers.app import app
+
+    settings = get_settings()
+    app.worker_main(
+        [
+            "worker",
+            f"--loglevel={settings.log_level}",
+            f"--concurrency={settings.worker_concurrency}",
+            f"--queues={settings.worker_queues}",
+        ]
+    )
+
+
+@main.command()
+def beat() -> None:
+    """The Celery beat scheduler (run exactly one; scheduled jobs also take an advisory lock)."""
+    from workers.app import app
+
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    app.start(
+        [
+            "beat",
+            f"--loglevel={settings.log_level}",
+            f"--schedule={settings.data_dir / 'celerybeat-schedule'}",
+        ]
+    )
+
+
+@main.command()
+@click.option(
+    "--only",
+    default="web,worker,beat",
+    show_default=True,
+    help="Procfile process types to run, comma-separated.",
+)
+def dev(only: str) -> None:
+    """Run the service locally in the foreground (what `make run` calls).
+
+    Without DATABASE_URL / REDIS_URL it starts an embedded PostgreSQL and Redis under
+    $DATA_DIR (default .data/); a second run reuses their data. Ctrl-C stops everything.
+    """
+    from cpn_sync import local, procfile
+    from db.migrate import upgrade
+
+    settings = get_settings()
+    data_dir = settings.data_dir
+    env = dict(os.environ)
+    redis: local.RedisServer | None = None
+    pg_handle = None
+    try:
+        if settings.database_url:
+            database_url = settings.database_url
+        else:
+            pg_handle, admin_url = local.start_postgres(data_dir / "postgres")
+            database_url = local.ensure_database(admin_url, "cpn")
+            click.echo(f"embedded PostgreSQL in {data_dir / 'postgres'}")
+        if settings.redis_url:
+            redis_url = settings.redis_url
+        else:
+            redis = local.RedisServer(data_dir / "redis").start()
+            redis_url = redis.url
+            click.echo(f"embedded Redis on {redis_url}")
+        secret = settings.clerk_webhook_secret or local.webhook_secret(data_dir)
+        env.update(DATABASE_URL=database_url, REDIS_URL=redis_url, CLERK_WEBHOOK_SECRET=secret)
+
+        click.echo(f"database at revision {upgrade(database_url)}")
+        commands = procfile.read_procfile()
+        wanted = [name.strip() for name in only.split(",") if name.strip()]
+        unknown = [name for name in wanted if name not in commands]
+        if unknown:
+            raise click.ClickException(f"not in the Procfile: {', '.join(unknown)}")
+        supervisor = procfile.Supervisor({name: commands[name] for name in wanted}, env)
+        click.echo(f"webhook URL:    http://localhost:{settings.port}/webhooks/clerk")
+        click.echo(f"signing secret: {secret}")
+        click.echo("Ctrl-C stops everything.")
+        supervisor.start()
+        status = supervisor.wait()
+    finally:
+        if redis is not None:
+            redis.stop()
+        if pg_handle is not None:
+            pg_handle.cleanup()
+    sys.exit(status)

@@ -1,0 +1,90 @@
+"""The one typed settings object, read from the environment once per process."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import URL, make_url
+
+_SECRET_SEPARATORS = re.compile(r"[\s,]+")
+
+
+class SettingsError(ValueError):
+    """A setting has a value the service cannot run with."""
+
+
+def normalize_database_url(raw: str) -> str:
+    """Accept `postgresql://`, `postgres://`, `postgresql+psycopg://`; answer the psycopg form."""
+    url = raw.strip()
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    if url.startswith("postgresql+psycopg://"):
+        return url
+    raise SettingsError(
+        "DATABASE_URL must start with postgresql:// or postgresql+psycopg:// "
+        f"(got a URL starting with {url.split(':', 1)[0]!r})"
+    )
+
+
+def libpq_url(sqlalchemy_url: str | URL) -> str:
+    """The same URL for libpq tools and plain psycopg (no `+psycopg` driver suffix)."""
+    url = make_url(sqlalchemy_url).set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)
+
+
+class Settings(BaseSettings):
+    """Every setting of the service; the README's configuration table documents each one."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+
+    database_url: str | None = Field(default=None, description="PostgreSQL URL.")
+    redis_url: str | None = Field(default=None, description="Redis URL: broker and result store.")
+    celery_broker_url: str | None = Field(default=None, description="Broker override.")
+    clerk_webhook_secret: str | None = Field(default=None, description="whsec_ secret(s).")
+    port: int = 8000
+    public_base_url: str = "http://localhost:8000"
+    log_level: str = "INFO"
+    log_format: str = Field(default="json", pattern="^(json|console)$")
+    web_concurrency: int = Field(default=2, ge=1)
+    worker_concurrency: int = Field(default=2, ge=1)
+    worker_queues: str = "webhooks,cpn,maintenance"
+    webhook_max_bytes: int = Field(default=1024 * 1024, ge=1024)
+    webhook_retention_days: int = Field(default=30, ge=1)
+    db_pool_size: int = Field(default=10, ge=1)
+    data_dir: Path = Path(".data")
+
+    @field_validator("database_url")
+    @classmethod
+    def _psycopg_driver(cls, value: str | None) -> str | None:
+        return None if value is None or not value.strip() else normalize_database_url(value)
+
+    @field_validator("log_level")
+    @classmethod
+    def _upper(cls, value: str) -> str:
+        return value.upper()
+
+    @property
+    def webhook_secrets(self) -> list[str]:
+        """All configured signing secrets: several only while a rotation is under way."""
+        raw = self.clerk_webhook_secret or ""
+        return [part for part in _SECRET_SEPARATORS.split(raw) if part]
+
+    @property
+    def broker_url(self) -> str | None:
+        return self.celery_broker_url or self.redis_url
+
+    def require_database_url(self) -> str:
+        if not self.database_url:
+            raise SettingsError("DATABASE_URL is not set (make run starts an embedded one)")
+        return self.database_url
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Read once; tests set the environment before the first call."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""Database layer: models, engines, queries and Alembic migrations. Imports nothing of the app."""
