@@ -9,6 +9,8 @@ import sys
 import click
 
 from cpn_sync import logs
+from cpn_sync.backup import backup_command
+from cpn_sync.restore import restore_command
 from cpn_sync.settings import SettingsError, get_settings
 
 
@@ -17,6 +19,10 @@ def main() -> None:
     """Keep the CPN app's PostgreSQL database in step with Clerk."""
     settings = get_settings()
     logs.configure(settings.log_level, settings.log_format)
+
+
+main.add_command(backup_command)
+main.add_command(restore_command)
 
 
 @main.command()
