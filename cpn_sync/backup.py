@@ -22,8 +22,14 @@ import psycopg
 from psycopg import sql
 
 from cpn_sync.logs import get_logger
-from cpn_sync.pg_tools import ClientTool, ClientToolError, connection_args, find_tool
-from cpn_sync.settings import SettingsError, get_settings, libpq_url
+from cpn_sync.pg_tools import (
+    ClientTool,
+    ClientToolError,
+    connection_args,
+    find_tool,
+    full_conninfo,
+)
+from cpn_sync.settings import SettingsError, get_settings
 
 BACKUP_TABLES = (
     "users",
@@ -76,7 +82,7 @@ def qualified(schema: str, table: str) -> sql.Composed:
 
 
 def inspect_database(database_url: str) -> Database:
-    with psycopg.connect(libpq_url(database_url)) as conn:
+    with psycopg.connect(full_conninfo(database_url)) as conn:
         version = int(_one(conn, sql.SQL("SHOW server_version_num")))
         schema = str(_one(conn, sql.SQL("SELECT current_schema()")))
         present = {
@@ -143,11 +149,15 @@ def backup(
 
 
 def error_lines(errors: IO[bytes]) -> str:
-    """The tool's error lines, without the DETAIL/CONTEXT lines that quote row values."""
+    """The tool's messages without the values they quote: PostgreSQL's DETAIL lines and the tail
+    after `: "` (`invalid input syntax for type inet: "…"`, `COPY users, line 3: "…"`) echo row
+    data, which must not reach a terminal log; the table, line and column stay."""
     errors.seek(0)
-    lines = errors.read().decode(errors="replace").splitlines()
-    kept = [line for line in lines if "DETAIL:" not in line and "CONTEXT:" not in line]
-    return "; ".join(line.strip() for line in kept if line.strip()) or "(no message)"
+    kept = []
+    for line in errors.read().decode(errors="replace").splitlines():
+        if "DETAIL:" not in line and line.strip():
+            kept.append(line.split(': "', 1)[0].strip())
+    return "; ".join(kept) or "(no message)"
 
 
 @click.command("backup")

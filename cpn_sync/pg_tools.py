@@ -16,9 +16,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
-from cpn_sync.settings import libpq_url
+from psycopg.conninfo import make_conninfo
+from sqlalchemy.engine import make_url
 
 SYSTEM_INSTALLS = Path("/usr/lib/postgresql")
 _VERSION = re.compile(r"\(PostgreSQL\)\s+(\d+)")
@@ -103,11 +102,27 @@ def find_tool(
     raise NoMatchingToolError(tool, server_version_num, found)
 
 
+def connection_params(database_url: str) -> dict[str, str]:
+    """libpq keywords taken from the URL's parts (a re-rendered URL may leave characters such as
+    spaces in a password unescaped, which libpq rejects)."""
+    url = make_url(database_url)
+    args = url.translate_connect_args(username="user", database="dbname")
+    params = {key: str(value) for key, value in args.items()}
+    for key, value in url.query.items():
+        params[key] = value if isinstance(value, str) else ",".join(value)
+    return params
+
+
+def full_conninfo(database_url: str) -> str:
+    """The whole connection string, password included: for this process's own connections."""
+    return make_conninfo("", **connection_params(database_url))
+
+
 def connection_args(database_url: str) -> tuple[str, dict[str, str]]:
     """A libpq connection string without the password, and the environment that carries it."""
-    params = conninfo_to_dict(libpq_url(database_url))
+    params = connection_params(database_url)
     password = params.pop("password", None)
-    env = {"PGPASSWORD": str(password)} if password else {}
+    env = {"PGPASSWORD": password} if password else {}
     return make_conninfo("", **params), env
 
 

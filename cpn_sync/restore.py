@@ -32,10 +32,11 @@ from cpn_sync.pg_tools import (
     ClientToolError,
     connection_args,
     find_tool,
+    full_conninfo,
     newer_dump_hint,
     without_unknown_settings,
 )
-from cpn_sync.settings import SettingsError, get_settings, libpq_url
+from cpn_sync.settings import SettingsError, get_settings
 
 DUMP_MARKER = b"-- PostgreSQL database dump"
 
@@ -113,7 +114,7 @@ def _load_guard(database: Database) -> str:
 def verify(database_url: str) -> Verification:
     """The seed's post-restore check: total users, users with a clerk id, the latest user."""
     database = inspect_database(database_url)
-    with psycopg.connect(libpq_url(database_url)) as conn:
+    with psycopg.connect(full_conninfo(database_url)) as conn:
         row = conn.execute(
             sql.SQL(
                 "SELECT COUNT(*), COUNT(CASE WHEN clerk_id IS NOT NULL THEN 1 END), MAX(created_at)"
