@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -42,6 +43,16 @@ def server_version_num(url: str) -> int:
         row = conn.execute("SHOW server_version_num").fetchone()
     assert row is not None
     return int(row[0])
+
+
+def restore_and_query(
+    test_servers: TestServers, dump_file: Path, *queries: str
+) -> list[list[tuple[Any, ...]]]:
+    """Restore into a fresh migrated database, then answer each query's rows."""
+    target = test_servers.new_database()
+    restore(target, dump_file)
+    with psycopg.connect(libpq_url(target)) as conn:
+        return [conn.execute(query).fetchall() for query in queries]
 
 
 def count_users(url: str) -> int:
@@ -101,13 +112,12 @@ class TestRoundTrip:
     def test_generated_columns_are_computed_again_by_the_target(
         self, test_servers: TestServers, dump_file: Path
     ) -> None:
-        target = test_servers.new_database()
-        restore(target, dump_file)
-        with psycopg.connect(libpq_url(target)) as conn:
-            rows = conn.execute(
-                "SELECT cost, nuts, cost_per_nut, cost_per_hour, nuts_per_hour, notes"
-                " FROM user_interactions ORDER BY id"
-            ).fetchall()
+        (rows,) = restore_and_query(
+            test_servers,
+            dump_file,
+            "SELECT cost, nuts, cost_per_nut, cost_per_hour, nuts_per_hour, notes"
+            " FROM user_interactions ORDER BY id",
+        )
         assert [str(r[2]) for r in rows] == ["60.25", "0.00", "20000000.00", "33.33"]
         assert [str(r[3]) for r in rows] == ["80.33", "0.00", "4166666.67", "42.55"]
         assert [str(r[4]) for r in rows] == ["1.333", "0.000", "0.208", "1.277"]
@@ -116,20 +126,15 @@ class TestRoundTrip:
     def test_new_rows_continue_after_the_restored_sequences(
         self, test_servers: TestServers, dump_file: Path
     ) -> None:
-        target = test_servers.new_database()
-        restore(target, dump_file)
-        with psycopg.connect(libpq_url(target)) as conn:
-            new_id = conn.execute(
-                "INSERT INTO users (clerk_id, email) VALUES ('user_new', 'new@example.com')"
-                " RETURNING id"
-            ).fetchone()
-            max_id = conn.execute(
-                "SELECT max(id) FROM users WHERE clerk_id <> 'user_new'"
-            ).fetchone()
-        assert new_id is not None
-        assert max_id is not None
+        max_id, new_id = restore_and_query(
+            test_servers,
+            dump_file,
+            "SELECT max(id) FROM users",
+            "INSERT INTO users (clerk_id, email) VALUES ('user_new', 'new@example.com')"
+            " RETURNING id",
+        )
         # Five users were made and the fifth deleted: id 5 is never handed out again.
-        assert (max_id[0], new_id[0]) == (4, 6)
+        assert (max_id, new_id) == ([(4,)], [(6,)])
 
     def test_the_command_line_prints_the_seeds_verification(
         self, test_servers: TestServers, source_url: str, tmp_path: Path
