@@ -1,5 +1,6 @@
-"""Checks of the deployment files that no Docker engine runs here: the Procfile, the compose
-file and the Dockerfile, against the command line, the settings and each other.
+"""Checks of the deployment files that no Docker engine runs here: the Procfile's and the compose
+file's commands, against the command line, the settings and each other (the Dockerfile's are in
+`dockerfile_checks`).
 
 Each check answers a list of problems (empty when all is well), so that a test can feed it a
 broken variant and see the problem named.
@@ -9,16 +10,14 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import io
 import itertools
 import shlex
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import click
 import yaml
-from dockerfile_parse import DockerfileParser
 
 ROOT = Path(__file__).resolve().parents[2]
 APP_SERVICES = ("release", "web", "worker", "beat")
@@ -29,9 +28,6 @@ THIRD_PARTY_ENV = {
     "postgres": {"POSTGRES_DB", "POSTGRES_USER", "POSTGRES_PASSWORD", "PGDATA"},
     "redis": set(),
 }
-# Set in the image for Python and pip themselves.
-IMAGE_ENV = {"PATH", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED"}
-BUILD_ENV = {"PIP_DISABLE_PIP_VERSION_CHECK", "PIP_NO_CACHE_DIR"}
 
 
 def load_compose(path: Path = ROOT / "docker-compose.yml") -> dict[str, Any]:
@@ -209,66 +205,3 @@ def _condition(depends_on: Any, name: str) -> str | None:
 def _has_option(argv: list[str], option: str, value: str) -> bool:
     pairs = itertools.pairwise(argv)
     return any(a == option and b == value for a, b in pairs) or f"{option}={value}" in argv
-
-
-# --- Dockerfile -----------------------------------------------------------------------------
-
-
-def dockerfile_stages(text: str) -> list[list[dict[str, Any]]]:
-    parser = DockerfileParser(fileobj=io.BytesIO(text.encode()))
-    stages: list[list[dict[str, Any]]] = []
-    for instruction in parser.structure:
-        if instruction["instruction"] == "FROM":
-            stages.append([])
-        if stages:
-            stages[-1].append(instruction)
-    return stages
-
-
-def _env_names(stage: list[dict[str, Any]]) -> Iterator[str]:
-    for instruction in stage:
-        if instruction["instruction"] == "ENV":
-            for part in shlex.split(instruction["value"]):
-                yield part.split("=", 1)[0]
-
-
-def check_dockerfile(text: str, packages: list[str]) -> list[str]:
-    """A small python:3.11-slim image, the package installed (not editable, no test extras),
-    every package copied, a non-root user, and cpn-sync as the command."""
-    stages = dockerfile_stages(text)
-    problems = []
-    if not stages or not all(stage[0]["value"].startswith("python:3.11-slim") for stage in stages):
-        problems.append("every stage must build FROM python:3.11-slim")
-        return problems
-    final = stages[-1]
-    runs = " ".join(i["value"] for stage in stages for i in stage if i["instruction"] == "RUN")
-    if "pip install" not in runs:
-        problems.append("the package is never pip-installed")
-    for bad in ("--editable", "pip install -e", "[test", ",test", "requirements-dev"):
-        if bad in runs:
-            problems.append(f"the image installs {bad!r} (editable or dev/test dependencies)")
-    copied = " ".join(
-        i["value"] for stage in stages for i in stage if i["instruction"] == "COPY"
-    ).split()
-    for package in packages:
-        if package not in copied:
-            problems.append(f"package {package} is not copied into the build")
-    users = [i["value"] for i in final if i["instruction"] == "USER"]
-    if not users or users[-1].split(":")[0] in ("root", "0"):
-        problems.append("the final stage runs as root (no USER, or USER root/0)")
-    starts = [i["value"] for i in final if i["instruction"] in ("CMD", "ENTRYPOINT")]
-    if not starts:
-        problems.append("the image has no CMD or ENTRYPOINT")
-    else:
-        argv = yaml.safe_load(starts[-1]) if starts[-1].startswith("[") else starts[-1]
-        if tokens(argv)[:1] != ["cpn-sync"]:
-            problems.append(f"the image starts {argv!r}, not cpn-sync")
-        problems += check_command(argv)
-    allowed = setting_names() | IMAGE_ENV | BUILD_ENV
-    problems += [
-        f"the Dockerfile sets {name}, which nothing reads"
-        for stage in stages
-        for name in _env_names(stage)
-        if name not in allowed
-    ]
-    return problems

@@ -20,6 +20,7 @@ from dockerfile_parse import DockerfileParser
 
 from cpn_sync.procfile import read_procfile
 from tests.ops import deploy_checks as checks
+from tests.ops.dockerfile_checks import check_dockerfile
 
 ROOT = checks.ROOT
 BIN = Path(sys.executable).parent
@@ -88,7 +89,7 @@ class TestCompose:
 class TestDockerfile:
     def test_small_non_root_image_that_runs_cpn_sync(self) -> None:
         text = (ROOT / "Dockerfile").read_text()
-        assert checks.check_dockerfile(text, packages()) == []
+        assert check_dockerfile(text, packages()) == []
 
     def test_beat_keeps_its_schedule_in_a_volume_at_the_images_data_dir(
         self, compose: dict[str, Any]
@@ -193,7 +194,7 @@ class TestTheCheckerNotices:
             .replace("COPY workers ./workers\n", "")
             .replace("PYTHONUNBUFFERED=1", "PYTHONUNBUFERED=1")
         )
-        assert checks.check_dockerfile(broken, packages()) == [
+        assert check_dockerfile(broken, packages()) == [
             "the image installs 'pip install -e' (editable or dev/test dependencies)",
             "the image installs '[test' (editable or dev/test dependencies)",
             "package workers is not copied into the build",
