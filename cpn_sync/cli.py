@@ -15,7 +15,10 @@ from cpn_sync.settings import SettingsError, get_settings
 @click.group()
 def main() -> None:
     """Keep the CPN app's PostgreSQL database in step with Clerk."""
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except SettingsError as error:
+        raise click.ClickException(str(error)) from error
     logs.configure(settings.log_level, settings.log_format)
 
 
