@@ -137,4 +137,6 @@ def dev(only: str) -> None:
             redis.stop()
         if pg_handle is not None:
             pg_handle.cleanup()
+        if redis is not None or pg_handle is not None:
+            click.echo("embedded servers stopped")
     sys.exit(status)
