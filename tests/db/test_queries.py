@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -161,15 +161,6 @@ class TestSaveUserProfile:
         assert second.updated_at > first_updated_at
         assert count(session, UserProfile, user) == 1
 
-    def test_a_missing_user_raises_user_not_found_and_writes_nothing(
-        self, session: Session
-    ) -> None:
-        with pytest.raises(UserNotFound) as raised:
-            queries.save_user_profile(session, "user_missing", profile())
-
-        assert raised.value.clerk_id == "user_missing"
-        assert session.scalar(select(func.count()).select_from(UserProfile)) == 0
-
 
 class TestSaveUserInteraction:
     def test_returns_the_row_with_its_generated_columns(self, session: Session) -> None:
@@ -190,14 +181,25 @@ class TestSaveUserInteraction:
 
         assert (saved.cost_per_nut, saved.nuts_per_hour) == (Decimal("120.50"), Decimal("0"))
 
-    def test_a_missing_user_raises_user_not_found_and_writes_nothing(
-        self, session: Session
-    ) -> None:
-        with pytest.raises(UserNotFound) as raised:
-            queries.save_user_interaction(session, "user_missing", entry())
 
-        assert raised.value.clerk_id == "user_missing"
-        assert session.scalar(select(func.count()).select_from(UserInteraction)) == 0
+@pytest.mark.parametrize(
+    ("save", "model"),
+    [
+        (lambda s, c: queries.save_user_profile(s, c, profile()), UserProfile),
+        (lambda s, c: queries.save_user_interaction(s, c, entry()), UserInteraction),
+    ],
+    ids=["save_user_profile", "save_user_interaction"],
+)
+def test_saving_for_a_missing_user_raises_user_not_found_and_writes_nothing(
+    session: Session,
+    save: Callable[[Session, str], object],
+    model: type[UserProfile] | type[UserInteraction],
+) -> None:
+    with pytest.raises(UserNotFound) as raised:
+        save(session, "user_missing")
+
+    assert raised.value.clerk_id == "user_missing"
+    assert session.scalar(select(func.count()).select_from(model)) == 0
 
 
 @pytest.mark.parametrize(
@@ -220,6 +222,7 @@ def test_a_refused_profile_names_the_field_and_keeps_the_transaction(
         queries.save_user_profile(session, user.clerk_id, profile(**changes))
 
     assert (raised.value.field, raised.value.constraint) == (field, constraint)
+    assert field in str(raised.value)
     assert count(session, UserProfile, user) == 0
     assert queries.save_user_profile(session, user.clerk_id, profile()).age == 27
 
