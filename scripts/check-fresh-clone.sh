@@ -81,7 +81,8 @@ wait "$run_pid" || true
 run_pid=""
 tail -n 2 "$work/run.log"
 sleep 2 # processes that have just exited may still be waiting for their parent to reap them
-left="$(ps -eo pid=,stat=,args= | awk -v dir="$work" '$2 !~ /^Z/ && index($0, dir)' || true)"
+# (the folder goes through the environment, so that this awk does not match itself)
+left="$(ps -eo pid=,stat=,args= | DIR="$work" awk '$2 !~ /^Z/ && index($0, ENVIRON["DIR"])' || true)"
 if [[ -n "$left" ]]; then
     echo "left running after Ctrl-C:" >&2
     echo "$left" >&2
