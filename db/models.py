@@ -213,6 +213,14 @@ class DataMigration(Base):
         Index("idx_data_migrations_clerk_id", "clerk_id"),
         Index("idx_data_migrations_status", "status"),
         Index("idx_data_migrations_type", "migration_type"),
+        # Migration 0005, beyond the seed: a session's data completes at most once per user.
+        Index(
+            "idx_data_migrations_completed_session",
+            "clerk_id",
+            "session_data_id",
+            unique=True,
+            postgresql_where=text("migration_type = 'session_to_user' AND status = 'completed'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -30,6 +30,14 @@ UNIQUE_SESSION_ID = "0001: user_sessions.session_id is unique, sessions are upse
 SET_NULL_MIGRATIONS = (
     "0001: data_migrations.user_id is ON DELETE SET NULL, deleting a user must not fail on it"
 )
+COMPLETED_SESSION_ONCE = (
+    "0005: a session's onboarding data completes at most once per user; concurrent deliveries "
+    "cannot both complete"
+)
+_COMPLETED_SESSION_INDEX = (
+    "(clerk_id, session_data_id) WHERE (((migration_type)::text = 'session_to_user'::text) "
+    "AND ((status)::text = 'completed'::text))"
+)
 
 ALLOWED_DIFFERENCES: dict[str, str] = {
     "users index idx_users_clerk_id: only in seed (index USING btree (clerk_id))": (
@@ -64,6 +72,11 @@ ALLOWED_DIFFERENCES: dict[str, str] = {
     "AS data_migrations_user_id_fkey' != "
     "head 'REFERENCES users(id) ON DELETE SET NULL ON UPDATE NO ACTION "
     "AS data_migrations_user_id_fkey'": SET_NULL_MIGRATIONS,
+    "data_migrations index idx_data_migrations_completed_session: only in head "
+    f"(unique index USING btree {_COMPLETED_SESSION_INDEX})": COMPLETED_SESSION_ONCE,
+    f"data_migrations coverage unique {_COMPLETED_SESSION_INDEX}: only in head": (
+        COMPLETED_SESSION_ONCE
+    ),
 }
 
 # Tables of the service's own, beside the seed's; each names the migration that adds it.
