@@ -12,6 +12,7 @@ from cpn_sync import logs
 from cpn_sync.backup import backup_command
 from cpn_sync.restore import restore_command
 from cpn_sync.settings import SettingsError, get_settings
+from workers.sessions_cli import sessions
 
 
 @click.group()
@@ -26,6 +27,7 @@ def main() -> None:
 
 main.add_command(backup_command)
 main.add_command(restore_command)
+main.add_command(sessions)
 
 
 @main.command()

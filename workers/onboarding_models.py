@@ -95,7 +95,7 @@ def _cost_range(value: Decimal) -> Decimal:
     return value
 
 
-def _text(max_length: int | None, *, required: bool) -> BeforeValidator:
+def text_rule(max_length: int | None, *, required: bool) -> BeforeValidator:
     """Text, trimmed; an empty optional text is no text."""
 
     def check(value: Any) -> str | None:
@@ -149,9 +149,9 @@ class _FrontEndModel(BaseModel):
 class OnboardingProfile(_FrontEndModel):
     """The /add-girl form."""
 
-    first_name: Annotated[str, _text(100, required=True)] = Field(alias="firstName")
+    first_name: Annotated[str, text_rule(100, required=True)] = Field(alias="firstName")
     age: Age | None = None
-    ethnicity: Annotated[str | None, _text(50, required=False)] = None
+    ethnicity: Annotated[str | None, text_rule(50, required=False)] = None
     rating: Rating | None = None
 
     def form(self) -> ProfileFormData:
@@ -167,7 +167,7 @@ class OnboardingEntry(_FrontEndModel):
     cost: Cost
     time: Minutes
     nuts: Nuts
-    notes: Annotated[str | None, _text(None, required=False)] = None
+    notes: Annotated[str | None, text_rule(None, required=False)] = None
 
     @field_validator("date")
     @classmethod
@@ -186,7 +186,7 @@ class OnboardingEntry(_FrontEndModel):
 class Onboarding(_FrontEndModel):
     """`unsafe_metadata.onboarding`, or the `sessionData` of an import line."""
 
-    session_data_id: Annotated[str | None, _text(255, required=False)] = Field(
+    session_data_id: Annotated[str | None, text_rule(255, required=False)] = Field(
         default=None, alias="sessionDataId"
     )
     profile: OnboardingProfile | None = None
