@@ -128,6 +128,15 @@ class TestRollback:
         assert count_rows(session, user)["interactions"] == 0
 
 
+def refusal(session: Session, user: User, migration_id: int, error: type[Exception]) -> str:
+    """The message of the error the rollback raises, after checking it changed nothing."""
+    before = snapshot(session, user)
+    with pytest.raises(error) as raised:
+        rollback_migration(session, migration_id)
+    assert snapshot(session, user) == before
+    return str(raised.value)
+
+
 class TestRefusals:
     """Each refusal is a clear error and leaves every row as it was."""
 
@@ -135,30 +144,23 @@ class TestRefusals:
         user = make_user(session)
         outcome = migrate(session, user, onboarding())
         rollback_migration(session, outcome.migration_id)
-        before = snapshot(session, user)
 
-        with pytest.raises(NotRollbackable) as raised:
-            rollback_migration(session, outcome.migration_id)
+        message = refusal(session, user, outcome.migration_id, NotRollbackable)
 
-        assert str(raised.value) == f"migration {outcome.migration_id}: was already rolled back"
-        assert raised.value.migration_id == outcome.migration_id
-        assert snapshot(session, user) == before
+        assert message == f"migration {outcome.migration_id}: was already rolled back"
 
     def test_a_failed_migration_cannot_be_rolled_back(self, session: Session) -> None:
         user = make_user(session)
         session.add(UserProfile(user_id=user.id, clerk_id=user.clerk_id, first_name="Bea"))
         session.flush()
         outcome = migrate(session, user, onboarding(dataEntry=entry(nuts=9)))
-        before = snapshot(session, user)
 
-        with pytest.raises(NotRollbackable) as raised:
-            rollback_migration(session, outcome.migration_id)
+        message = refusal(session, user, outcome.migration_id, NotRollbackable)
 
-        assert str(raised.value) == (
+        assert message == (
             f"migration {outcome.migration_id}: is failed, only a completed migration "
             "can be rolled back"
         )
-        assert snapshot(session, user) == before
 
     def test_an_unknown_migration_id(self, session: Session) -> None:
         with pytest.raises(MigrationNotFound, match=r"^migration 987654321: no such data"):
@@ -171,17 +173,14 @@ class TestRefusals:
         profile.age = 28
         profile.rating = Decimal("9.0")
         session.flush()
-        before = snapshot(session, user)
 
-        with pytest.raises(ProfileChangedSince) as raised:
-            rollback_migration(session, outcome.migration_id)
+        message = refusal(session, user, outcome.migration_id, ProfileChangedSince)
 
-        assert str(raised.value) == (
+        assert message == (
             f"migration {outcome.migration_id}: profile {profile.id} was changed after the "
             "migration (age, rating); rolling back would lose that change "
             "(use --force to roll back anyway)"
         )
-        assert snapshot(session, user) == before
 
     def test_force_rolls_back_a_changed_profile(self, session: Session) -> None:
         user = make_user(session)

@@ -63,6 +63,16 @@ def recompute_requests(redis_url: str) -> Iterator[Requests]:
     client.close()
 
 
+def report(migrated: int, skipped: int, failures: list[str]) -> list[str]:
+    """The import's report, line by line."""
+    return [
+        f"migrated: {migrated}",
+        f"skipped (already done): {skipped}",
+        f"failed: {len(failures)}",
+        *failures,
+    ]
+
+
 def closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -101,12 +111,7 @@ class TestImport:
             f"  line {number}: {export.expected_reason(number, failed_ids.get(clerk_id))}"
             for number, (clerk_id, _bad) in sorted(export.bad.items())
         ]
-        assert first.stdout.splitlines() == [
-            "migrated: 800",
-            "skipped (already done): 100",
-            "failed: 100",
-            *failure_lines,
-        ], first.stderr
+        assert first.stdout.splitlines() == report(800, 100, failure_lines), first.stderr
         assert first.returncode == 1
         with committed(clean_db) as session:
             assert _counts(session) == {
@@ -128,12 +133,7 @@ class TestImport:
 
         again = run_cli("sessions", "import", str(path))
 
-        assert again.stdout.splitlines() == [
-            "migrated: 0",
-            "skipped (already done): 900",
-            "failed: 100",
-            *failure_lines,
-        ], again.stderr
+        assert again.stdout.splitlines() == report(0, 900, failure_lines), again.stderr
         assert again.returncode == 1
         with committed(clean_db) as session:
             assert _counts(session)["interactions"] == export.interactions
@@ -148,10 +148,7 @@ class TestImport:
 
         result = run_cli("sessions", "import", str(path))
 
-        assert (result.returncode, result.stdout.splitlines()) == (
-            0,
-            ["migrated: 1", "skipped (already done): 0", "failed: 0"],
-        )
+        assert (result.returncode, result.stdout.splitlines()) == (0, report(1, 0, []))
         with committed(clean_db) as session:
             user = session.scalars(select(User).where(User.clerk_id == "user_new")).one()
             assert (user.email, user.email_verified, user.updated_at) == (
@@ -175,10 +172,7 @@ class TestImport:
             "sessions", "import", str(path), env={"REDIS_URL": f"redis://127.0.0.1:{closed_port()}"}
         )
 
-        assert (result.returncode, result.stdout.splitlines()) == (
-            0,
-            ["migrated: 2", "skipped (already done): 0", "failed: 0"],
-        )
+        assert (result.returncode, result.stdout.splitlines()) == (0, report(2, 0, []))
         assert (
             "warning: the broker is unreachable; 2 CPN recompute request(s) not sent "
             "(the CPN dirty scan will pick those users up)"
