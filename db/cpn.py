@@ -1,0 +1,313 @@
+"""CPN results (DESIGN.md section 5): one set-based statement per chunk of users.
+
+`recompute_users` locks the chunk's users, then runs ONE statement that aggregates their
+interactions, computes every column in exact `numeric` arithmetic, adds the recommendations,
+and inserts a row only for users whose figures differ from their latest row. The same statement
+consumes the users' pending change stamps (`user_interaction_changes`). Nothing per interaction
+or per user happens in Python, so memory depends on the chunk size only.
+
+Exactness: every ratio is rounded with integer division, `div(2·a·10^s + b, 2·b) / 10^s`, which
+is round-half-up of the exact rational a/b (half away from zero, as PostgreSQL's `round`, for
+these non-negative figures). The efficiency score is taken from the exact rationals too:
+10 · n/(n+1) · 50/(50+c) with n = 60N/M and c = C/N is 30000·N² / ((60N + M)·(50N + C)) for
+N nuts, M minutes and cost C, rounded once.
+
+A user with no interactions gets no row, unless they had one: then a zero row (averages NULL,
+score 0, no period) records that their interactions were deleted.
+
+Figures that do not fit their column (e.g. a total cost of 10^10 or more in `numeric(12,2)`)
+are never written or truncated: that user keeps their previous row and their pending change, the
+rest of the chunk is written, and the caller gets their ids to raise `CpnFiguresOutOfRangeError`.
+"""
+
+from __future__ import annotations
+
+import secrets
+import typing
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    CTE,
+    BindParameter,
+    ColumnElement,
+    Integer,
+    Numeric,
+    Select,
+    Table,
+    and_,
+    any_,
+    bindparam,
+    case,
+    cast,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    tuple_,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, TEXT, array, distinct_on
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.base import ReadOnlyColumnCollection
+
+from db.models import User, UserCpnResult, UserInteraction, UserInteractionChange
+from db.recommendations import Facts, Thresholds, recommendations
+
+results = typing.cast(Table, UserCpnResult.__table__)
+interactions = typing.cast(Table, UserInteraction.__table__)
+users = typing.cast(Table, User.__table__)
+changes = typing.cast(Table, UserInteractionChange.__table__)
+
+# The columns whose values make up "the figures": a new row only when one of them differs.
+FIGURE_COLUMNS = (
+    "total_interactions",
+    "total_cost",
+    "total_time_hours",
+    "total_nuts",
+    "average_cost_per_nut",
+    "average_cost_per_hour",
+    "average_nuts_per_hour",
+    "overall_efficiency_score",
+    "calculation_period_start",
+    "calculation_period_end",
+    "recommendations",
+)
+INT_MAX = 2**31 - 1
+
+
+class CpnError(Exception):
+    """Base of the CPN errors."""
+
+
+class CpnFiguresOutOfRangeError(CpnError):
+    """Some users' figures exceed their columns; nothing was written for them."""
+
+    def __init__(self, user_ids: Sequence[int]) -> None:
+        self.user_ids = list(user_ids)
+        super().__init__(
+            f"CPN figures exceed the columns of user_cpn_results for user ids {self.user_ids}; "
+            "their previous results are kept"
+        )
+
+
+@dataclass(frozen=True)
+class RecomputeOutcome:
+    written: list[int]
+    out_of_range: list[int]
+
+
+def round_ratio(numerator: Any, denominator: Any, places: int) -> ColumnElement[Decimal]:
+    """numerator / denominator rounded half up to `places`, exactly (both non-negative)."""
+    scale = 10**places
+    quotient = func.div(2 * numerator * scale + denominator, 2 * denominator)
+    return quotient * literal(Decimal(1).scaleb(-places), Numeric)
+
+
+def _fits(column: str, value: ColumnElement[Any]) -> ColumnElement[bool]:
+    """Whether the value is representable in the column (NULL always is)."""
+    kind = results.c[column].type
+    if isinstance(kind, Numeric) and kind.precision is not None:
+        limit = Decimal(10) ** (kind.precision - (kind.scale or 0))
+        return or_(value.is_(None), value < limit)
+    return or_(value.is_(None), value <= INT_MAX)
+
+
+def _totals(ids: BindParameter[Sequence[int]]) -> CTE:
+    """Per user: count, sums, period and the best-value weekday, in one pass.
+
+    The interactions are grouped by user and ISO weekday; the totals roll up from those groups,
+    and min() over (cost per nut, weekday) pairs picks the cheapest weekday (the earlier on a tie).
+    """
+    i = interactions.c
+    weekday = cast(func.extract("isodow", i.interaction_date), Integer)
+    by_weekday = (
+        select(
+            i.user_id,
+            weekday.label("weekday"),
+            func.count().label("interactions"),
+            func.sum(i.cost).label("cost"),
+            func.sum(i.nuts).label("nuts"),
+            func.sum(i.time_minutes).label("minutes"),
+            func.min(i.interaction_date).label("first_date"),
+            func.max(i.interaction_date).label("last_date"),
+        )
+        .where(i.user_id == any_(ids))
+        .group_by(i.user_id, weekday)
+        .cte("by_weekday")
+    )
+    w = by_weekday.c
+    pair = array([cast(w.cost / w.nuts, Numeric), cast(w.weekday, Numeric)])
+    return (
+        select(
+            w.user_id,
+            func.sum(w.interactions).label("interactions"),
+            func.sum(w.cost).label("cost"),
+            func.sum(w.nuts).label("nuts"),
+            func.sum(w.minutes).label("minutes"),
+            func.min(w.first_date).label("first_date"),
+            func.max(w.last_date).label("last_date"),
+            func.count().filter(w.nuts > 0).label("weekdays_with_nuts"),
+            func.min(pair, type_=ARRAY(Numeric)).filter(w.nuts > 0).label("cheapest"),
+        )
+        .group_by(w.user_id)
+        .cte("totals")
+    )
+
+
+def _figure_values(t: ReadOnlyColumnCollection[str, Any]) -> dict[str, ColumnElement[Any]]:
+    """Every figure column of DESIGN.md section 5, exact and rounded to its column's scale."""
+    count = func.coalesce(t.interactions, 0)
+    cost = func.coalesce(t.cost, 0)
+    nuts = func.coalesce(t.nuts, 0)
+    minutes = func.coalesce(t.minutes, 0)
+    score = round_ratio(30000 * nuts * nuts, (60 * nuts + minutes) * (50 * nuts + cost), 3)
+    return {
+        "total_interactions": count,
+        "total_cost": cost,
+        "total_time_hours": round_ratio(minutes, 60, 2),
+        "total_nuts": nuts,
+        "average_cost_per_nut": case((nuts > 0, round_ratio(cost, nuts, 2))),
+        "average_cost_per_hour": case((minutes > 0, round_ratio(60 * cost, minutes, 2))),
+        "average_nuts_per_hour": case((minutes > 0, round_ratio(60 * nuts, minutes, 3))),
+        "overall_efficiency_score": case((nuts > 0, score), else_=0),
+        "calculation_period_start": t.first_date,
+        "calculation_period_end": t.last_date,
+    }
+
+
+def _statement(limits: Thresholds, public_base_url: str) -> Select[Any]:
+    ids = bindparam("user_ids", type_=ARRAY(Integer))
+    chunk = (
+        select(users.c.id.label("user_id"), users.c.clerk_id)
+        .where(users.c.id == any_(ids))
+        .cte("chunk")
+    )
+    totals = _totals(ids)
+    latest = (
+        select(results)
+        .where(results.c.user_id == any_(ids))
+        .ext(distinct_on(results.c.user_id))
+        .order_by(results.c.user_id, results.c.id.desc())
+        .cte("latest")
+    )
+    t = totals.c
+    values = _figure_values(t)
+    figures = (
+        select(
+            chunk.c.user_id,
+            chunk.c.clerk_id,
+            *(value.label(name) for name, value in values.items()),
+            t.weekdays_with_nuts,
+            cast(t.cheapest[2], Integer).label("best_weekday"),
+        )
+        .select_from(chunk)
+        .outerjoin(totals, t.user_id == chunk.c.user_id)
+        .outerjoin(latest, latest.c.user_id == chunk.c.user_id)
+        # No interactions and no earlier row: nothing to record.
+        .where(or_(t.user_id.is_not(None), latest.c.user_id.is_not(None)))
+        .cte("figures")
+    )
+    f = figures.c
+    facts = Facts(
+        total_interactions=f.total_interactions,
+        average_cost_per_nut=f.average_cost_per_nut,
+        average_nuts_per_hour=f.average_nuts_per_hour,
+        best_weekday=f.best_weekday,
+        weekdays_with_nuts=f.weekdays_with_nuts,
+    )
+    numeric_columns = [name for name in values if not name.startswith("calculation_period")]
+    advised = select(
+        figures,
+        recommendations(facts, limits).label("recommendations"),
+        and_(*(_fits(name, f[name]) for name in numeric_columns)).label("fits"),
+    ).cte("advised")
+    a = advised.c
+    fresh = (
+        select(advised, func.row_number().over(order_by=a.user_id).label("n"))
+        .outerjoin(latest, latest.c.user_id == a.user_id)
+        .where(
+            a.fits,
+            tuple_(*(a[name] for name in FIGURE_COLUMNS)).is_distinct_from(
+                tuple_(*(latest.c[name] for name in FIGURE_COLUMNS))
+            ),
+        )
+        .cte("fresh")
+    )
+    # One fresh token per written row, generated by `secrets` in Python (numbered 1..n).
+    tokens = (
+        func.unnest(bindparam("tokens", type_=ARRAY(TEXT)))
+        .table_valued("token", with_ordinality="n")
+        .render_derived()
+    )
+    inserted = (
+        insert(results)
+        .from_select(
+            ["user_id", "clerk_id", *FIGURE_COLUMNS, "share_token", "shareable_graphic_url"],
+            select(
+                fresh.c.user_id,
+                fresh.c.clerk_id,
+                *(fresh.c[name] for name in FIGURE_COLUMNS),
+                tokens.c.token,
+                literal(public_base_url.rstrip("/") + "/share/") + tokens.c.token,
+            ).join_from(fresh, tokens, tokens.c.n == fresh.c.n),
+        )
+        .returning(results.c.user_id)
+        .cte("inserted")
+    )
+    # The change stamps this statement saw; one replaced meanwhile (new change_id) survives.
+    seen = (
+        select(changes.c.user_id, changes.c.change_id)
+        .where(changes.c.user_id == any_(ids))
+        .cte("seen")
+    )
+    consumed = (
+        delete(changes)
+        .where(
+            changes.c.user_id == seen.c.user_id,
+            changes.c.change_id == seen.c.change_id,
+            changes.c.user_id.not_in(select(a.user_id).where(~a.fits)),
+        )
+        .returning(changes.c.user_id)
+        .cte("consumed")
+    )
+    return select(
+        select(func.array_agg(inserted.c.user_id)).scalar_subquery().label("written"),
+        select(func.array_agg(a.user_id)).where(~a.fits).scalar_subquery().label("out_of_range"),
+        select(func.count()).select_from(consumed).scalar_subquery().label("consumed"),
+    )
+
+
+def lock_users(session: Session, user_ids: Sequence[int]) -> None:
+    """Serialize recomputes of the same users (a second one then sees the first one's row).
+
+    FOR NO KEY UPDATE does not conflict with the FOR KEY SHARE that inserting an interaction
+    takes, so the app's writes never wait for a recompute.
+    """
+    session.execute(
+        select(users.c.id)
+        .where(users.c.id == any_(bindparam("user_ids", type_=ARRAY(Integer))))
+        .order_by(users.c.id)
+        .with_for_update(key_share=True),
+        {"user_ids": list(user_ids)},
+    )
+
+
+def recompute_users(
+    session: Session, user_ids: Sequence[int], *, limits: Thresholds, public_base_url: str
+) -> RecomputeOutcome:
+    """Recompute the given users' results inside the caller's transaction (never commits)."""
+    if not user_ids:
+        return RecomputeOutcome(written=[], out_of_range=[])
+    ids = sorted(set(user_ids))
+    lock_users(session, ids)
+    row = session.execute(
+        _statement(limits, public_base_url),
+        {"user_ids": ids, "tokens": [secrets.token_urlsafe(32) for _ in ids]},
+    ).one()
+    return RecomputeOutcome(
+        written=sorted(row.written or []), out_of_range=sorted(row.out_of_range or [])
+    )

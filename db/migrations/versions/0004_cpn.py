@@ -1,0 +1,131 @@
+"""CPN results: share tokens and a per-user change stamp for the dirty scan.
+
+Additions to the seed schema (each also listed in the schema parity test's allowed differences):
+
+- `user_cpn_results.share_token` (text, NULL for rows written before this revision) with the
+  unique index `idx_user_cpn_results_share_token`: the unguessable key of the share page
+  (`secrets.token_urlsafe(32)`, 256 bits). `shareable_graphic_url` is built from it.
+- Three statement-level triggers on `user_interactions`
+  (`cpn_interactions_changed_on_insert`, `..._on_update`, `..._on_delete`) running the function
+  `cpn_stamp_interaction_changes()`: the app writes interactions directly, so the database itself
+  records which users changed. Statement-level with transition tables, so a bulk load of a
+  million rows costs one set-based upsert, not a million.
+
+The service's own objects (not seed tables):
+
+- `user_interaction_changes(user_id PK -> users ON DELETE CASCADE, change_id, changed_at)` and
+  its sequence `user_interaction_change_ids`: one row per user whose interactions changed since
+  a recompute saw them. A recompute deletes the rows it consumed, comparing `change_id`, so a
+  change committed during the recompute stays pending. Every user who already has interactions
+  is stamped here, so the first dirty scan computes everyone.
+
+Revision ID: 0004
+Revises: 0002 (the lead relinks this to 0003 when merging)
+Create Date: 2026-11-29
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0004"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+_STAMP_FUNCTION = """
+CREATE FUNCTION cpn_stamp_interaction_changes() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    -- The users' rows are locked in user_id order, so concurrent bulk writes cannot deadlock
+    -- here. A user deleted in this transaction (the ON DELETE CASCADE of users) is skipped.
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO user_interaction_changes (user_id)
+        SELECT DISTINCT r.user_id FROM new_rows r
+        WHERE EXISTS (SELECT 1 FROM users u WHERE u.id = r.user_id)
+        ORDER BY r.user_id
+        ON CONFLICT (user_id) DO UPDATE
+            SET change_id = nextval('user_interaction_change_ids'), changed_at = now();
+    ELSIF TG_OP = 'UPDATE' THEN
+        INSERT INTO user_interaction_changes (user_id)
+        SELECT changed.user_id
+        FROM (SELECT user_id FROM new_rows UNION SELECT user_id FROM old_rows) AS changed
+        WHERE EXISTS (SELECT 1 FROM users u WHERE u.id = changed.user_id)
+        ORDER BY changed.user_id
+        ON CONFLICT (user_id) DO UPDATE
+            SET change_id = nextval('user_interaction_change_ids'), changed_at = now();
+    ELSE
+        INSERT INTO user_interaction_changes (user_id)
+        SELECT DISTINCT r.user_id FROM old_rows r
+        WHERE EXISTS (SELECT 1 FROM users u WHERE u.id = r.user_id)
+        ORDER BY r.user_id
+        ON CONFLICT (user_id) DO UPDATE
+            SET change_id = nextval('user_interaction_change_ids'), changed_at = now();
+    END IF;
+    RETURN NULL;
+END
+$$
+"""
+
+# PostgreSQL allows transition tables only on single-event triggers: one trigger per event.
+_TRIGGERS = {
+    "cpn_interactions_changed_on_insert": ("INSERT", "NEW TABLE AS new_rows"),
+    "cpn_interactions_changed_on_update": ("UPDATE", "OLD TABLE AS old_rows NEW TABLE AS new_rows"),
+    "cpn_interactions_changed_on_delete": ("DELETE", "OLD TABLE AS old_rows"),
+}
+
+
+def upgrade() -> None:
+    op.add_column("user_cpn_results", sa.Column("share_token", sa.Text(), nullable=True))
+    op.create_index(
+        "idx_user_cpn_results_share_token", "user_cpn_results", ["share_token"], unique=True
+    )
+
+    op.execute("CREATE SEQUENCE user_interaction_change_ids")
+    op.create_table(
+        "user_interaction_changes",
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column(
+            "change_id",
+            sa.BigInteger(),
+            server_default=sa.text("nextval('user_interaction_change_ids')"),
+            nullable=False,
+        ),
+        sa.Column(
+            "changed_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.ForeignKeyConstraint(
+            ["user_id"],
+            ["users.id"],
+            name=op.f("user_interaction_changes_user_id_fkey"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("user_id", name=op.f("user_interaction_changes_pkey")),
+    )
+    op.execute(
+        "ALTER SEQUENCE user_interaction_change_ids OWNED BY user_interaction_changes.change_id"
+    )
+    op.execute(_STAMP_FUNCTION)
+    for name, (event, referencing) in _TRIGGERS.items():
+        op.execute(
+            f"CREATE TRIGGER {name} AFTER {event} ON user_interactions "
+            f"REFERENCING {referencing} FOR EACH STATEMENT "
+            "EXECUTE FUNCTION cpn_stamp_interaction_changes()"
+        )
+    op.execute(
+        "INSERT INTO user_interaction_changes (user_id) "
+        "SELECT DISTINCT user_id FROM user_interactions ORDER BY user_id"
+    )
+
+
+def downgrade() -> None:
+    for name in _TRIGGERS:
+        op.execute(f"DROP TRIGGER {name} ON user_interactions")
+    op.execute("DROP FUNCTION cpn_stamp_interaction_changes()")
+    op.drop_table("user_interaction_changes")  # drops the sequence it owns
+    op.drop_index("idx_user_cpn_results_share_token", table_name="user_cpn_results")
+    op.drop_column("user_cpn_results", "share_token")
