@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
@@ -92,9 +91,9 @@ class TestRecompute:
 
 
 @pytest.fixture
-def committed(clean_db: Engine) -> Iterator[Engine]:
+def committed(clean_db: Engine) -> Engine:
     """For tests whose changes must be committed, as the app's own writes are."""
-    yield clean_db
+    return clean_db
 
 
 def _committed_user_with_result(engine: Engine) -> int:
