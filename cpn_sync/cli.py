@@ -9,6 +9,7 @@ import sys
 import click
 
 from cpn_sync import logs
+from cpn_sync.cpn_cli import cpn
 from cpn_sync.settings import SettingsError, get_settings
 
 
@@ -135,3 +136,6 @@ def dev(only: str) -> None:
         if pg_handle is not None:
             pg_handle.cleanup()
     sys.exit(status)
+
+
+main.add_command(cpn)

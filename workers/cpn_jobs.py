@@ -62,12 +62,9 @@ def recompute_chunk(
         outcome = recompute_users(
             session, user_ids, limits=options.limits, public_base_url=options.public_base_url
         )
-    log.info(
-        "cpn.chunk_recomputed",
-        users=len(user_ids),
-        written=len(outcome.written),
-        out_of_range=outcome.out_of_range or None,
-    )
+    if outcome.out_of_range:
+        log.error("cpn.figures_out_of_range", user_ids=outcome.out_of_range)
+    log.debug("cpn.chunk_recomputed", users=len(user_ids), written=len(outcome.written))
     return outcome
 
 
