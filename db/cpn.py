@@ -48,9 +48,10 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    true,
     tuple_,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, TEXT, array, distinct_on
+from sqlalchemy.dialects.postgresql import ARRAY, TEXT, array
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.base import ReadOnlyColumnCollection
 
@@ -77,6 +78,9 @@ FIGURE_COLUMNS = (
     "recommendations",
 )
 INT_MAX = 2**31 - 1
+# Room for the (user, weekday) hash aggregate of a chunk; PostgreSQL cannot estimate that a
+# weekday has 7 values and would otherwise sort the chunk's interactions on disk.
+CHUNK_WORK_MEM = "32MB"
 
 
 class CpnError(Exception):
@@ -187,12 +191,14 @@ def _statement(limits: Thresholds, public_base_url: str) -> Select[Any]:
         .cte("chunk")
     )
     totals = _totals(ids)
+    # Each user's latest row, one index probe per user (idx_user_cpn_results_user_latest),
+    # whatever the length of the history.
     latest = (
-        select(results)
-        .where(results.c.user_id == any_(ids))
-        .ext(distinct_on(results.c.user_id))
-        .order_by(results.c.user_id, results.c.id.desc())
-        .cte("latest")
+        select(results.c.id, *(results.c[name] for name in FIGURE_COLUMNS))
+        .where(results.c.user_id == chunk.c.user_id)
+        .order_by(results.c.id.desc())
+        .limit(1)
+        .lateral("latest")
     )
     t = totals.c
     values = _figure_values(t)
@@ -203,13 +209,15 @@ def _statement(limits: Thresholds, public_base_url: str) -> Select[Any]:
             *(value.label(name) for name, value in values.items()),
             t.weekdays_with_nuts,
             cast(t.cheapest[2], Integer).label("best_weekday"),
+            *(latest.c[name].label(f"previous_{name}") for name in FIGURE_COLUMNS),
         )
         .select_from(chunk)
         .outerjoin(totals, t.user_id == chunk.c.user_id)
-        .outerjoin(latest, latest.c.user_id == chunk.c.user_id)
+        .outerjoin(latest, true())
         # No interactions and no earlier row: nothing to record.
-        .where(or_(t.user_id.is_not(None), latest.c.user_id.is_not(None)))
+        .where(or_(t.user_id.is_not(None), latest.c.id.is_not(None)))
         .cte("figures")
+        .prefix_with("MATERIALIZED")  # computed once; the checks below read the results
     )
     f = figures.c
     facts = Facts(
@@ -228,11 +236,10 @@ def _statement(limits: Thresholds, public_base_url: str) -> Select[Any]:
     a = advised.c
     fresh = (
         select(advised, func.row_number().over(order_by=a.user_id).label("n"))
-        .outerjoin(latest, latest.c.user_id == a.user_id)
         .where(
             a.fits,
             tuple_(*(a[name] for name in FIGURE_COLUMNS)).is_distinct_from(
-                tuple_(*(latest.c[name] for name in FIGURE_COLUMNS))
+                tuple_(*(a[f"previous_{name}"] for name in FIGURE_COLUMNS))
             ),
         )
         .cte("fresh")
@@ -304,6 +311,7 @@ def recompute_users(
         return RecomputeOutcome(written=[], out_of_range=[])
     ids = sorted(set(user_ids))
     lock_users(session, ids)
+    session.execute(select(func.set_config("work_mem", CHUNK_WORK_MEM, True)))
     row = session.execute(
         _statement(limits, public_base_url),
         {"user_ids": ids, "tokens": [secrets.token_urlsafe(32) for _ in ids]},

@@ -137,8 +137,9 @@ class UserCpnResult(Base):
         Index("idx_user_cpn_results_user_id", "user_id"),
         Index("idx_user_cpn_results_clerk_id", "clerk_id"),
         Index("idx_user_cpn_results_calculated_at", "calculated_at"),
-        # Added by migration 0004: the share page's key.
+        # Added by migration 0004: the share page's key, and each user's latest row.
         Index("idx_user_cpn_results_share_token", "share_token", unique=True),
+        Index("idx_user_cpn_results_user_latest", "user_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -5,6 +5,8 @@ Additions to the seed schema (each also listed in the schema parity test's allow
 - `user_cpn_results.share_token` (text, NULL for rows written before this revision) with the
   unique index `idx_user_cpn_results_share_token`: the unguessable key of the share page
   (`secrets.token_urlsafe(32)`, 256 bits). `shareable_graphic_url` is built from it.
+- The index `idx_user_cpn_results_user_latest (user_id, id)`: a recompute reads each user's
+  latest row with one probe, however long the history grows.
 - Three statement-level triggers on `user_interactions`
   (`cpn_interactions_changed_on_insert`, `..._on_update`, `..._on_delete`) running the function
   `cpn_stamp_interaction_changes()`: the app writes interactions directly, so the database itself
@@ -81,6 +83,9 @@ def upgrade() -> None:
     op.create_index(
         "idx_user_cpn_results_share_token", "user_cpn_results", ["share_token"], unique=True
     )
+    op.create_index(
+        "idx_user_cpn_results_user_latest", "user_cpn_results", ["user_id", "id"], unique=False
+    )
 
     op.execute("CREATE SEQUENCE user_interaction_change_ids")
     op.create_table(
@@ -127,5 +132,6 @@ def downgrade() -> None:
         op.execute(f"DROP TRIGGER {name} ON user_interactions")
     op.execute("DROP FUNCTION cpn_stamp_interaction_changes()")
     op.drop_table("user_interaction_changes")  # drops the sequence it owns
+    op.drop_index("idx_user_cpn_results_user_latest", table_name="user_cpn_results")
     op.drop_index("idx_user_cpn_results_share_token", table_name="user_cpn_results")
     op.drop_column("user_cpn_results", "share_token")
