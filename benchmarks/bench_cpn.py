@@ -73,8 +73,8 @@ class MemorySampler(threading.Thread):
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
         self.root = psutil.Process(pid)
-        self.peak_rss = 0
-        self.peak_pss = 0
+        self.peak_rss = self.idle_rss = 0
+        self.peak_pss = self.idle_pss = 0
         self.stopping = threading.Event()
 
     def run(self) -> None:
@@ -87,6 +87,8 @@ class MemorySampler(threading.Thread):
                     pss += getattr(info, "pss", info.rss)
             except psutil.Error:
                 pass  # a child exiting mid-sample
+            if not self.idle_rss:
+                self.idle_rss, self.idle_pss = rss, pss
             self.peak_rss = max(self.peak_rss, rss)
             self.peak_pss = max(self.peak_pss, pss)
             self.stopping.wait(0.02)
@@ -181,6 +183,8 @@ class Figures:
     floor_s: float
     full_s: float
     steady_s: float
+    idle_rss: int
+    idle_pss: int
     peak_rss: int
     peak_pss: int
     chunk_size: int
@@ -196,8 +200,9 @@ class Figures:
             f"{self.full_s / self.floor_s:.2f}x floor (goal <= 1.5x)",
             f"steady state (nothing changed)     {self.steady_s:8.3f} s   "
             f"{self.steady_s / self.floor_s:.2f}x floor",
-            f"worker peak memory, all processes: RSS {self.peak_rss / mib:.0f} MiB, "
-            f"PSS {self.peak_pss / mib:.0f} MiB (goal < 250 MB)",
+            f"worker memory, all processes summed: peak RSS {self.peak_rss / mib:.0f} MiB, "
+            f"PSS {self.peak_pss / mib:.0f} MiB (goal < 250 MB); idle before the run: "
+            f"RSS {self.idle_rss / mib:.0f} MiB, PSS {self.idle_pss / mib:.0f} MiB",
         ]
 
     def row(self) -> str:
@@ -209,8 +214,9 @@ class Figures:
         result = (
             f"floor {self.floor_s:.3f} s; full {self.full_s:.3f} s "
             f"({self.full_s / self.floor_s:.2f}x); steady {self.steady_s:.3f} s "
-            f"({self.steady_s / self.floor_s:.2f}x); peak RSS {self.peak_rss / mib:.0f} MiB, "
-            f"PSS {self.peak_pss / mib:.0f} MiB"
+            f"({self.steady_s / self.floor_s:.2f}x); worker peak RSS {self.peak_rss / mib:.0f} "
+            f"MiB, PSS {self.peak_pss / mib:.0f} MiB (idle {self.idle_rss / mib:.0f} / "
+            f"{self.idle_pss / mib:.0f} MiB)"
         )
         return f"| {dt.date.today()} | bench-cpn | {setup} | {result} |"
 
@@ -241,8 +247,9 @@ def measure(database_url: str, users: int, interactions: int, redis_url: str) ->
             sampler.stopping.set()
             sampler.join()
         return Figures(
-            users, interactions, load_s, floor_s, full_s, steady_s, sampler.peak_rss,
-            sampler.peak_pss, chunk_size, worker.env["WORKER_CONCURRENCY"], version,
+            users, interactions, load_s, floor_s, full_s, steady_s, sampler.idle_rss,
+            sampler.idle_pss, sampler.peak_rss, sampler.peak_pss, chunk_size,
+            worker.env["WORKER_CONCURRENCY"], version,
         )  # fmt: skip
     finally:
         engine.dispose()

@@ -27,6 +27,7 @@ import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
@@ -183,7 +184,9 @@ def _figure_values(t: ReadOnlyColumnCollection[str, Any]) -> dict[str, ColumnEle
     }
 
 
+@lru_cache(maxsize=8)
 def _statement(limits: Thresholds, public_base_url: str) -> Select[Any]:
+    """Built once per (thresholds, base URL); SQLAlchemy caches its compiled form."""
     ids = bindparam("user_ids", type_=ARRAY(Integer))
     chunk = (
         select(users.c.id.label("user_id"), users.c.clerk_id)
