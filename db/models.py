@@ -19,6 +19,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
+    Identity,
     Index,
     Integer,
     Numeric,
@@ -179,9 +180,8 @@ class UserInteractionChange(Base):
     user_id: Mapped[int] = mapped_column(
         Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
     )
-    change_id: Mapped[int] = mapped_column(
-        BigInteger, nullable=False, server_default=text("nextval('user_interaction_change_ids')")
-    )
+    # An identity: the stamping trigger sets it back to DEFAULT, i.e. the next value.
+    change_id: Mapped[int] = mapped_column(BigInteger, Identity(always=False), nullable=False)
     changed_at: Mapped[dt.datetime] = mapped_column(TZ, nullable=False, server_default=func.now())
 
 

@@ -68,37 +68,48 @@ def recompute_chunk(
     return outcome
 
 
+def _exclusively(
+    engine: Engine, lock: int, job: str, work: Callable[[JobOutcome], None]
+) -> JobOutcome:
+    """Run a scheduled job under its advisory lock, or skip it when another process holds it."""
+    with try_advisory_lock(engine, lock) as held:
+        if not held:
+            log.info("cpn.job_skipped", job=job, reason="lock_held")
+            return JobOutcome(ran=False)
+        outcome = JobOutcome(ran=True)
+        work(outcome)
+    log.info(
+        "cpn.job_done", job=job, chunks=outcome.chunks, users=outcome.users,
+        written=outcome.written,
+    )  # fmt: skip
+    return outcome
+
+
 def scan_dirty(engine: Engine, options: CpnOptions) -> JobOutcome:
     """Recompute every user whose interactions changed (insert, update or delete) since a
     recompute last saw them, chunk by chunk, inline under the scan's lock: a second beat that
     fires meanwhile skips, and one that fires later finds the changes already consumed."""
-    with try_advisory_lock(engine, SCAN_DIRTY_LOCK) as held:
-        if not held:
-            log.info("cpn.scan_skipped", reason="lock_held")
-            return JobOutcome(ran=False)
-        outcome = JobOutcome(ran=True)
+
+    def work(outcome: JobOutcome) -> None:
         for page in dirty_user_id_pages(engine, options.chunk_size):
             chunk = recompute_chunk(engine, page, options)
             outcome.chunks += 1
             outcome.users += len(page)
             outcome.written += len(chunk.written)
             outcome.out_of_range += chunk.out_of_range
-    log.info("cpn.scan_done", chunks=outcome.chunks, users=outcome.users, written=outcome.written)
-    return outcome
+
+    return _exclusively(engine, SCAN_DIRTY_LOCK, "scan_dirty", work)
 
 
 def fan_out_all(
     engine: Engine, options: CpnOptions, enqueue: Callable[[list[int]], object]
 ) -> JobOutcome:
     """Page through every user id and hand each chunk to `enqueue` (a `cpn.recompute_chunk`)."""
-    with try_advisory_lock(engine, RECOMPUTE_ALL_LOCK) as held:
-        if not held:
-            log.info("cpn.recompute_all_skipped", reason="lock_held")
-            return JobOutcome(ran=False)
-        outcome = JobOutcome(ran=True)
+
+    def work(outcome: JobOutcome) -> None:
         for page in user_id_pages(engine, options.chunk_size):
             enqueue(page)
             outcome.chunks += 1
             outcome.users += len(page)
-    log.info("cpn.recompute_all_enqueued", chunks=outcome.chunks, users=outcome.users)
-    return outcome
+
+    return _exclusively(engine, RECOMPUTE_ALL_LOCK, "recompute_all", work)

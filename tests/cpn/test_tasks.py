@@ -164,3 +164,14 @@ class TestScheduledJobsLock:
 
         ran = cpn_jobs.fan_out_all(clean_db, OPTIONS, enqueued.append)
         assert (ran.ran, ran.chunks, len(enqueued)) == (True, 1, 1)
+
+
+def test_beat_entries_run_registered_tasks_on_the_cpn_queue() -> None:
+    from workers.app import app
+    from workers.cpn_tasks import CPN_BEAT_SCHEDULE
+
+    for entry in CPN_BEAT_SCHEDULE.values():
+        assert entry["task"] in app.tasks
+        assert app.amqp.router.route({}, entry["task"], (), {})["queue"].name == "cpn"
+        assert entry["options"]["expires"] <= 3600
+    assert CPN_BEAT_SCHEDULE["cpn.scan_dirty"]["schedule"] == 300.0

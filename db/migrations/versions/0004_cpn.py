@@ -15,11 +15,11 @@ Additions to the seed schema (each also listed in the schema parity test's allow
 
 The service's own objects (not seed tables):
 
-- `user_interaction_changes(user_id PK -> users ON DELETE CASCADE, change_id, changed_at)` and
-  its sequence `user_interaction_change_ids`: one row per user whose interactions changed since
-  a recompute saw them. A recompute deletes the rows it consumed, comparing `change_id`, so a
-  change committed during the recompute stays pending. Every user who already has interactions
-  is stamped here, so the first dirty scan computes everyone.
+- `user_interaction_changes(user_id PK -> users ON DELETE CASCADE, change_id identity,
+  changed_at)`: one row per user whose interactions changed since a recompute saw them; each
+  new stamp takes the next `change_id`. A recompute deletes the rows it consumed, comparing
+  `change_id`, so a change committed during the recompute stays pending. Every user who already
+  has interactions is stamped here, so the first dirty scan computes everyone.
 
 Revision ID: 0004
 Revises: 0002 (the lead relinks this to 0003 when merging)
@@ -39,32 +39,24 @@ depends_on = None
 _STAMP_FUNCTION = """
 CREATE FUNCTION cpn_stamp_interaction_changes() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+    changed integer[];
 BEGIN
-    -- The users' rows are locked in user_id order, so concurrent bulk writes cannot deadlock
-    -- here. A user deleted in this transaction (the ON DELETE CASCADE of users) is skipped.
+    -- Each trigger has only the transition tables of its own event.
     IF TG_OP = 'INSERT' THEN
-        INSERT INTO user_interaction_changes (user_id)
-        SELECT DISTINCT r.user_id FROM new_rows r
-        WHERE EXISTS (SELECT 1 FROM users u WHERE u.id = r.user_id)
-        ORDER BY r.user_id
-        ON CONFLICT (user_id) DO UPDATE
-            SET change_id = nextval('user_interaction_change_ids'), changed_at = now();
+        changed := ARRAY(SELECT DISTINCT user_id FROM new_rows);
     ELSIF TG_OP = 'UPDATE' THEN
-        INSERT INTO user_interaction_changes (user_id)
-        SELECT changed.user_id
-        FROM (SELECT user_id FROM new_rows UNION SELECT user_id FROM old_rows) AS changed
-        WHERE EXISTS (SELECT 1 FROM users u WHERE u.id = changed.user_id)
-        ORDER BY changed.user_id
-        ON CONFLICT (user_id) DO UPDATE
-            SET change_id = nextval('user_interaction_change_ids'), changed_at = now();
+        changed := ARRAY(SELECT user_id FROM new_rows UNION SELECT user_id FROM old_rows);
     ELSE
-        INSERT INTO user_interaction_changes (user_id)
-        SELECT DISTINCT r.user_id FROM old_rows r
-        WHERE EXISTS (SELECT 1 FROM users u WHERE u.id = r.user_id)
-        ORDER BY r.user_id
-        ON CONFLICT (user_id) DO UPDATE
-            SET change_id = nextval('user_interaction_change_ids'), changed_at = now();
+        changed := ARRAY(SELECT DISTINCT user_id FROM old_rows);
     END IF;
+    -- The join skips a user deleted in this transaction (the ON DELETE CASCADE of users); the
+    -- order keeps concurrent bulk writes from deadlocking on the stamps.
+    INSERT INTO user_interaction_changes (user_id)
+    SELECT u.id FROM users u JOIN unnest(changed) AS c(user_id) ON u.id = c.user_id
+    ORDER BY u.id
+    ON CONFLICT (user_id) DO UPDATE
+        SET change_id = DEFAULT, changed_at = now();
     RETURN NULL;
 END
 $$
@@ -87,16 +79,10 @@ def upgrade() -> None:
         "idx_user_cpn_results_user_latest", "user_cpn_results", ["user_id", "id"], unique=False
     )
 
-    op.execute("CREATE SEQUENCE user_interaction_change_ids")
     op.create_table(
         "user_interaction_changes",
         sa.Column("user_id", sa.Integer(), nullable=False),
-        sa.Column(
-            "change_id",
-            sa.BigInteger(),
-            server_default=sa.text("nextval('user_interaction_change_ids')"),
-            nullable=False,
-        ),
+        sa.Column("change_id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
         sa.Column(
             "changed_at",
             sa.DateTime(timezone=True),
@@ -110,9 +96,6 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("user_id", name=op.f("user_interaction_changes_pkey")),
-    )
-    op.execute(
-        "ALTER SEQUENCE user_interaction_change_ids OWNED BY user_interaction_changes.change_id"
     )
     op.execute(_STAMP_FUNCTION)
     for name, (event, referencing) in _TRIGGERS.items():
@@ -131,7 +114,7 @@ def downgrade() -> None:
     for name in _TRIGGERS:
         op.execute(f"DROP TRIGGER {name} ON user_interactions")
     op.execute("DROP FUNCTION cpn_stamp_interaction_changes()")
-    op.drop_table("user_interaction_changes")  # drops the sequence it owns
+    op.drop_table("user_interaction_changes")
     op.drop_index("idx_user_cpn_results_user_latest", table_name="user_cpn_results")
     op.drop_index("idx_user_cpn_results_share_token", table_name="user_cpn_results")
     op.drop_column("user_cpn_results", "share_token")
