@@ -22,6 +22,7 @@ rest of the chunk is written, and the caller gets their ids to raise `CpnFigures
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 import typing
 from collections.abc import Sequence
@@ -51,6 +52,7 @@ from sqlalchemy import (
     select,
     true,
     tuple_,
+    type_coerce,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, TEXT, array
 from sqlalchemy.orm import Session
@@ -79,6 +81,7 @@ FIGURE_COLUMNS = (
     "recommendations",
 )
 INT_MAX = 2**31 - 1
+MONDAY_2001_01_01 = dt.date(2001, 1, 1)
 # Room for the (user, weekday) hash aggregate of a chunk; PostgreSQL cannot estimate that a
 # weekday has 7 values and would otherwise sort the chunk's interactions on disk.
 CHUNK_WORK_MEM = "32MB"
@@ -112,6 +115,13 @@ def round_ratio(numerator: Any, denominator: Any, places: int) -> ColumnElement[
     return quotient * literal(Decimal(1).scaleb(-places), Numeric)
 
 
+def iso_weekday(day: ColumnElement[dt.date]) -> ColumnElement[int]:
+    """1 = Monday ... 7 = Sunday, in integer arithmetic (2001-01-01 was a Monday): several
+    times cheaper than EXTRACT(isodow), which computes a numeric, over a chunk's interactions."""
+    days = day - literal(MONDAY_2001_01_01)
+    return type_coerce((days % 7 + 7) % 7 + 1, Integer)
+
+
 def _fits(column: str, value: ColumnElement[Any]) -> ColumnElement[bool]:
     """Whether the value is representable in the column (NULL always is)."""
     kind = results.c[column].type
@@ -128,7 +138,7 @@ def _totals(ids: BindParameter[Sequence[int]]) -> CTE:
     and min() over (cost per nut, weekday) pairs picks the cheapest weekday (the earlier on a tie).
     """
     i = interactions.c
-    weekday = cast(func.extract("isodow", i.interaction_date), Integer)
+    weekday = iso_weekday(i.interaction_date)
     by_weekday = (
         select(
             i.user_id,
