@@ -6,11 +6,7 @@ and inserts a row only for users whose figures differ from their latest row. The
 consumes the users' pending change stamps (`user_interaction_changes`). Nothing per interaction
 or per user happens in Python, so memory depends on the chunk size only.
 
-Exactness: every ratio is rounded with integer division, `div(2·a·10^s + b, 2·b) / 10^s`, which
-is round-half-up of the exact rational a/b (half away from zero, as PostgreSQL's `round`, for
-these non-negative figures). The efficiency score is taken from the exact rationals too:
-10 · n/(n+1) · 50/(50+c) with n = 60N/M and c = C/N is 30000·N² / ((60N + M)·(50N + C)) for
-N nuts, M minutes and cost C, rounded once.
+The figure expressions, exact in `numeric`, are in `db.cpn_figures`.
 
 A user with no interactions gets no row, unless they had one: then a zero row (averages NULL,
 score 0, no period) records that their interactions were deleted.
@@ -22,27 +18,20 @@ rest of the chunk is written, and the caller gets their ids to raise `CpnFigures
 
 from __future__ import annotations
 
-import datetime as dt
 import secrets
 import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
-    CTE,
-    BindParameter,
-    ColumnElement,
     Integer,
-    Numeric,
     Select,
     Table,
     and_,
     any_,
     bindparam,
-    case,
     cast,
     delete,
     func,
@@ -52,17 +41,14 @@ from sqlalchemy import (
     select,
     true,
     tuple_,
-    type_coerce,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, TEXT, array
+from sqlalchemy.dialects.postgresql import ARRAY, TEXT
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.base import ReadOnlyColumnCollection
 
-from db.models import User, UserCpnResult, UserInteraction, UserInteractionChange
+from db.cpn_figures import figure_values, fits, results, totals_cte
+from db.models import User, UserInteractionChange
 from db.recommendations import Facts, Thresholds, recommendations
 
-results = typing.cast(Table, UserCpnResult.__table__)
-interactions = typing.cast(Table, UserInteraction.__table__)
 users = typing.cast(Table, User.__table__)
 changes = typing.cast(Table, UserInteractionChange.__table__)
 
@@ -80,8 +66,6 @@ FIGURE_COLUMNS = (
     "calculation_period_end",
     "recommendations",
 )
-INT_MAX = 2**31 - 1
-MONDAY_2001_01_01 = dt.date(2001, 1, 1)
 # Room for the (user, weekday) hash aggregate of a chunk; PostgreSQL cannot estimate that a
 # weekday has 7 values and would otherwise sort the chunk's interactions on disk.
 CHUNK_WORK_MEM = "32MB"
@@ -108,92 +92,6 @@ class RecomputeOutcome:
     out_of_range: list[int]
 
 
-def round_ratio(numerator: Any, denominator: Any, places: int) -> ColumnElement[Decimal]:
-    """numerator / denominator rounded half up to `places`, exactly (both non-negative)."""
-    scale = 10**places
-    quotient = func.div(2 * numerator * scale + denominator, 2 * denominator)
-    return quotient * literal(Decimal(1).scaleb(-places), Numeric)
-
-
-def iso_weekday(day: ColumnElement[dt.date]) -> ColumnElement[int]:
-    """1 = Monday ... 7 = Sunday, in integer arithmetic (2001-01-01 was a Monday): several
-    times cheaper than EXTRACT(isodow), which computes a numeric, over a chunk's interactions."""
-    days = day - literal(MONDAY_2001_01_01)
-    return type_coerce((days % 7 + 7) % 7 + 1, Integer)
-
-
-def _fits(column: str, value: ColumnElement[Any]) -> ColumnElement[bool]:
-    """Whether the value is representable in the column (NULL always is)."""
-    kind = results.c[column].type
-    if isinstance(kind, Numeric) and kind.precision is not None:
-        limit = Decimal(10) ** (kind.precision - (kind.scale or 0))
-        return or_(value.is_(None), value < limit)
-    return or_(value.is_(None), value <= INT_MAX)
-
-
-def _totals(ids: BindParameter[Sequence[int]]) -> CTE:
-    """Per user: count, sums, period and the best-value weekday, in one pass.
-
-    The interactions are grouped by user and ISO weekday; the totals roll up from those groups,
-    and min() over (cost per nut, weekday) pairs picks the cheapest weekday (the earlier on a tie).
-    """
-    i = interactions.c
-    weekday = iso_weekday(i.interaction_date)
-    by_weekday = (
-        select(
-            i.user_id,
-            weekday.label("weekday"),
-            func.count().label("interactions"),
-            func.sum(i.cost).label("cost"),
-            func.sum(i.nuts).label("nuts"),
-            func.sum(i.time_minutes).label("minutes"),
-            func.min(i.interaction_date).label("first_date"),
-            func.max(i.interaction_date).label("last_date"),
-        )
-        .where(i.user_id == any_(ids))
-        .group_by(i.user_id, weekday)
-        .cte("by_weekday")
-    )
-    w = by_weekday.c
-    pair = array([cast(w.cost / w.nuts, Numeric), cast(w.weekday, Numeric)])
-    return (
-        select(
-            w.user_id,
-            func.sum(w.interactions).label("interactions"),
-            func.sum(w.cost).label("cost"),
-            func.sum(w.nuts).label("nuts"),
-            func.sum(w.minutes).label("minutes"),
-            func.min(w.first_date).label("first_date"),
-            func.max(w.last_date).label("last_date"),
-            func.count().filter(w.nuts > 0).label("weekdays_with_nuts"),
-            func.min(pair, type_=ARRAY(Numeric)).filter(w.nuts > 0).label("cheapest"),
-        )
-        .group_by(w.user_id)
-        .cte("totals")
-    )
-
-
-def _figure_values(t: ReadOnlyColumnCollection[str, Any]) -> dict[str, ColumnElement[Any]]:
-    """Every figure column of DESIGN.md section 5, exact and rounded to its column's scale."""
-    count = func.coalesce(t.interactions, 0)
-    cost = func.coalesce(t.cost, 0)
-    nuts = func.coalesce(t.nuts, 0)
-    minutes = func.coalesce(t.minutes, 0)
-    score = round_ratio(30000 * nuts * nuts, (60 * nuts + minutes) * (50 * nuts + cost), 3)
-    return {
-        "total_interactions": count,
-        "total_cost": cost,
-        "total_time_hours": round_ratio(minutes, 60, 2),
-        "total_nuts": nuts,
-        "average_cost_per_nut": case((nuts > 0, round_ratio(cost, nuts, 2))),
-        "average_cost_per_hour": case((minutes > 0, round_ratio(60 * cost, minutes, 2))),
-        "average_nuts_per_hour": case((minutes > 0, round_ratio(60 * nuts, minutes, 3))),
-        "overall_efficiency_score": case((nuts > 0, score), else_=0),
-        "calculation_period_start": t.first_date,
-        "calculation_period_end": t.last_date,
-    }
-
-
 @lru_cache(maxsize=8)
 def _statement(limits: Thresholds, public_base_url: str) -> Select[Any]:
     """Built once per (thresholds, base URL); SQLAlchemy caches its compiled form."""
@@ -203,7 +101,7 @@ def _statement(limits: Thresholds, public_base_url: str) -> Select[Any]:
         .where(users.c.id == any_(ids))
         .cte("chunk")
     )
-    totals = _totals(ids)
+    totals = totals_cte(ids)
     # Each user's latest row, one index probe per user (idx_user_cpn_results_user_latest),
     # whatever the length of the history.
     latest = (
@@ -214,7 +112,7 @@ def _statement(limits: Thresholds, public_base_url: str) -> Select[Any]:
         .lateral("latest")
     )
     t = totals.c
-    values = _figure_values(t)
+    values = figure_values(t)
     figures = (
         select(
             chunk.c.user_id,
@@ -244,7 +142,7 @@ def _statement(limits: Thresholds, public_base_url: str) -> Select[Any]:
     advised = select(
         figures,
         recommendations(facts, limits).label("recommendations"),
-        and_(*(_fits(name, f[name]) for name in numeric_columns)).label("fits"),
+        and_(*(fits(name, f[name]) for name in numeric_columns)).label("fits"),
     ).cte("advised")
     a = advised.c
     fresh = (
@@ -319,7 +217,10 @@ def lock_users(session: Session, user_ids: Sequence[int]) -> None:
 def recompute_users(
     session: Session, user_ids: Sequence[int], *, limits: Thresholds, public_base_url: str
 ) -> RecomputeOutcome:
-    """Recompute the given users' results inside the caller's transaction (never commits)."""
+    """Recompute the given users' results inside the caller's transaction (never commits).
+
+    Holds the users' row locks and a larger `work_mem` (SET LOCAL) until that transaction ends.
+    """
     if not user_ids:
         return RecomputeOutcome(written=[], out_of_range=[])
     ids = sorted(set(user_ids))

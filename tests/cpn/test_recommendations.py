@@ -185,7 +185,7 @@ class TestInAResult:
 
 
 def test_iso_weekday_in_integer_arithmetic_matches_the_calendar(session: Session) -> None:
-    from db.cpn import iso_weekday
+    from db.cpn_figures import iso_weekday
 
     days = [dt.date(1999, 12, 25) + dt.timedelta(days=n * 37) for n in range(300)]
     computed = session.execute(select(*(iso_weekday(literal(day)) for day in days))).one()
