@@ -9,7 +9,7 @@ from typing import Any
 import click
 from sqlalchemy import Engine, func, select
 
-from cpn_sync.settings import get_settings
+from cpn_sync.settings import SettingsError, get_settings
 
 
 @contextmanager
@@ -61,15 +61,12 @@ def _recompute_user(engine: Engine, user_id: int, enqueue: bool) -> None:
 
     settings = get_settings()
     if enqueue:
-        import redis
+        from workers.cpn_tasks import request_recompute
 
-        from workers.app import app
-        from workers.cpn_requests import request_user_recompute
-
-        client = redis.Redis.from_url(settings.redis_url or "redis://localhost:6379/0")
-        queued = request_user_recompute(
-            user_id, client=client, celery_app=app, window_seconds=settings.cpn_coalesce_seconds
-        )
+        try:
+            queued = request_recompute(user_id)
+        except SettingsError as error:
+            raise click.ClickException(str(error)) from error
         click.echo("recompute queued" if queued else "a recompute is already queued")
         return
     outcome = recompute_chunk(engine, [user_id], CpnOptions.from_settings(settings))

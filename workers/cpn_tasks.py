@@ -27,7 +27,7 @@ from db.cpn import CpnFiguresOutOfRangeError
 from db.engine import make_engine
 from workers import cpn_jobs
 from workers.app import app
-from workers.cpn_requests import clear_request
+from workers.cpn_requests import clear_request, redis_client, request_user_recompute
 
 # Transient: the database or Redis unreachable, a deadlock or serialization failure (psycopg
 # reports those as OperationalError). Anything else is a bug or bad data and is not retried.
@@ -50,11 +50,22 @@ def _engine() -> Engine:
 
 @lru_cache(maxsize=1)
 def _redis() -> redis.Redis:
-    return redis.Redis.from_url(get_settings().redis_url or "redis://localhost:6379/0")
+    return redis_client(get_settings())
 
 
 def _options() -> cpn_jobs.CpnOptions:
     return cpn_jobs.CpnOptions.from_settings(get_settings())
+
+
+def request_recompute(user_id: int) -> bool:
+    """For other tasks (after a migration or a rollback), once their transaction committed: a
+    coalesced `cpn.recompute_user`. Answers whether this call queued one."""
+    return request_user_recompute(
+        user_id,
+        client=_redis(),
+        celery_app=app,
+        window_seconds=get_settings().cpn_coalesce_seconds,
+    )
 
 
 def _raise_for(out_of_range: list[int]) -> None:
