@@ -34,6 +34,10 @@ pytest: install
 
 test: lint check-types pytest
 
+# BENCH_CPN_ARGS="--users 2000 --interactions 100000" for a small run
+bench-cpn: install
+	$(PY) -m benchmarks.bench_cpn $(BENCH_CPN_ARGS)
+
 format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .

@@ -11,6 +11,10 @@ QUEUES = ("webhooks", "cpn", "maintenance")
 
 # Task names: `<queue>.<what>`; the route of each follows from its prefix.
 PROCESS_EVENT = "webhooks.process_event"
+CPN_RECOMPUTE_USER = "cpn.recompute_user"
+CPN_RECOMPUTE_CHUNK = "cpn.recompute_chunk"
+CPN_RECOMPUTE_ALL = "cpn.recompute_all"
+CPN_SCAN_DIRTY = "cpn.scan_dirty"
 
 # Redis re-delivers a message not acknowledged within this many seconds. Every countdown, retry
 # delay and time limit stays far below it (shared/NOTES.md).

@@ -10,6 +10,7 @@ import click
 
 from cpn_sync import logs
 from cpn_sync.backup import backup_command
+from cpn_sync.cpn_cli import cpn
 from cpn_sync.restore import restore_command
 from cpn_sync.settings import SettingsError, get_settings
 
@@ -146,3 +147,6 @@ def dev(only: str) -> None:
         if redis is not None or pg_handle is not None:
             click.echo("embedded servers stopped")
     sys.exit(status)
+
+
+main.add_command(cpn)

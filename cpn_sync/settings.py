@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 
@@ -57,6 +58,16 @@ class Settings(BaseSettings):
     webhook_retention_days: int = Field(default=30, ge=1)
     db_pool_size: int = Field(default=10, ge=1)
     data_dir: Path = Path(".data")
+    # CPN results (README "CPN results").
+    cpn_chunk_size: int = Field(default=1000, ge=1, le=10_000)
+    cpn_coalesce_seconds: float = Field(default=5.0, ge=0, le=600)
+    cpn_scan_interval_seconds: int = Field(default=300, ge=10)
+    cpn_nightly_hour: int = Field(default=3, ge=0, le=23)
+    cpn_nightly_minute: int = Field(default=17, ge=0, le=59)
+    cpn_min_interactions: int = Field(default=3, ge=1)
+    cpn_cost_per_nut_threshold: Decimal = Field(default=Decimal("100.00"), ge=0)
+    cpn_nuts_per_hour_threshold: Decimal = Field(default=Decimal("0.500"), ge=0)
+    cpn_weekday_min_interactions: int = Field(default=7, ge=2)
 
     @field_validator("database_url")
     @classmethod

@@ -7,6 +7,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from webhooks import share
+
 
 async def healthz(_request: Request) -> Response:
     """Liveness: answers while the process runs, whatever its dependencies say."""
@@ -14,7 +16,7 @@ async def healthz(_request: Request) -> Response:
 
 
 def create_app() -> Starlette:
-    return Starlette(routes=[Route("/healthz", healthz, methods=["GET"])])
+    return Starlette(routes=[Route("/healthz", healthz, methods=["GET"]), *share.routes])
 
 
 app = create_app()

@@ -9,7 +9,7 @@ from cpn_sync.settings import get_settings
 
 
 def create_celery() -> Celery:
-    app = Celery("cpn_sync")
+    app = Celery("cpn_sync", include=["workers.cpn_tasks"])
     app.conf.update(celery_config(get_settings()))
     return app
 

@@ -30,6 +30,13 @@ UNIQUE_SESSION_ID = "0001: user_sessions.session_id is unique, sessions are upse
 SET_NULL_MIGRATIONS = (
     "0001: data_migrations.user_id is ON DELETE SET NULL, deleting a user must not fail on it"
 )
+SHARE_TOKEN = (
+    "0004: user_cpn_results.share_token, the unguessable token of each result's share link (unique)"
+)
+LATEST_RESULT_INDEX = (
+    "0004: idx_user_cpn_results_user_latest (user_id, id) finds each user's latest result in "
+    "one lookup as the history grows"
+)
 
 ALLOWED_DIFFERENCES: dict[str, str] = {
     "users index idx_users_clerk_id: only in seed (index USING btree (clerk_id))": (
@@ -64,11 +71,20 @@ ALLOWED_DIFFERENCES: dict[str, str] = {
     "AS data_migrations_user_id_fkey' != "
     "head 'REFERENCES users(id) ON DELETE SET NULL ON UPDATE NO ACTION "
     "AS data_migrations_user_id_fkey'": SET_NULL_MIGRATIONS,
+    "user_cpn_results column share_token: only in head (text)": SHARE_TOKEN,
+    "user_cpn_results coverage unique (share_token): only in head": SHARE_TOKEN,
+    "user_cpn_results unique (share_token): only in head": SHARE_TOKEN,
+    "user_cpn_results index idx_user_cpn_results_share_token: only in head "
+    "(unique index USING btree (share_token))": SHARE_TOKEN,
+    "user_cpn_results coverage non-unique (user_id, id): only in head": LATEST_RESULT_INDEX,
+    "user_cpn_results index idx_user_cpn_results_user_latest: only in head "
+    "(index USING btree (user_id, id))": LATEST_RESULT_INDEX,
 }
 
 # Tables of the service's own, beside the seed's; each names the migration that adds it.
 SERVICE_TABLES: dict[str, str] = {
     "webhook_events": "0002: the inbox of verified Clerk deliveries (DESIGN.md section 2)",
+    "user_interaction_changes": "0004: per-user change stamps for the CPN dirty scan",
 }
 
 
