@@ -34,18 +34,9 @@ def migrate() -> None:
 @main.command()
 def web() -> None:
     """Serve HTTP on $PORT with $WEB_CONCURRENCY uvicorn workers."""
-    import uvicorn
+    from webhooks.server import serve
 
-    settings = get_settings()
-    uvicorn.run(
-        "webhooks.app:app",
-        host="0.0.0.0",  # noqa: S104 - a container's port is published on purpose
-        port=settings.port,
-        workers=settings.web_concurrency,
-        log_level=settings.log_level.lower(),
-        access_log=False,
-        proxy_headers=True,
-    )
+    serve(get_settings())
 
 
 @main.command()
@@ -135,3 +126,8 @@ def dev(only: str) -> None:
         if pg_handle is not None:
             pg_handle.cleanup()
     sys.exit(status)
+
+
+from webhooks.send import send  # noqa: E402
+
+main.add_command(send)

@@ -1,0 +1,127 @@
+"""Fixtures for the HTTP edge: signed deliveries, the app in-process with its lifespan running,
+and a Redis database of these tests' own, so that the task messages on it are only theirs."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+import redis
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from cpn_sync.local import free_port
+from cpn_sync.settings import Settings
+from db.models import WebhookEvent
+from tests.conftest import TEST_WEBHOOK_SECRET
+from webhooks.app import create_app
+from webhooks.samples import sample_event
+from webhooks.send import new_svix_id, signed_headers
+
+WEBHOOK_QUEUE = "webhooks"
+ENDPOINT = "/webhooks/clerk"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def broker_url(redis_url: str) -> str:
+    """Database 11 of the run's Redis: no other test's worker consumes from it."""
+    return f"{redis_url.rsplit('/', 1)[0]}/11"
+
+
+@pytest.fixture
+def broker(broker_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(broker_url)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def settings(database_url: str, broker_url: str, clean_db: Engine) -> Settings:
+    """The app's settings for one test; the inbox is emptied after it."""
+    return Settings(
+        database_url=database_url,
+        redis_url=broker_url,
+        celery_broker_url=None,
+        clerk_webhook_secret=TEST_WEBHOOK_SECRET,
+        log_format="json",
+    )
+
+
+def closed_port_url(scheme: str) -> str:
+    """A URL of a server that is not there (nothing listens on the port)."""
+    if scheme == "postgresql":
+        return f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/absent"
+    return f"redis://127.0.0.1:{free_port()}/0"
+
+
+@asynccontextmanager
+async def running_app(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The app in this process, lifespan included; leaving it flushes the publisher."""
+    app = create_app(settings, gauge_max_age=0)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield client
+
+
+@dataclass
+class Delivery:
+    body: bytes
+    headers: dict[str, str]
+
+    @property
+    def svix_id(self) -> str:
+        return self.headers["svix-id"]
+
+
+def deliver(
+    event: dict[str, Any] | bytes,
+    *,
+    secret: str = TEST_WEBHOOK_SECRET,
+    at: dt.datetime | None = None,
+    svix_id: str | None = None,
+) -> Delivery:
+    """A delivery as Clerk sends it: the body and its Svix headers."""
+    body = event if isinstance(event, bytes) else orjson.dumps(event)
+    return Delivery(body, signed_headers(secret, body, svix_id=svix_id or new_svix_id(), at=at))
+
+
+def new_event(event_type: str = "user.created", **options: Any) -> dict[str, Any]:
+    return sample_event(event_type, **options)
+
+
+async def post(client: httpx.AsyncClient, delivery: Delivery) -> httpx.Response:
+    return await client.post(ENDPOINT, content=delivery.body, headers=delivery.headers)
+
+
+def stored(engine: Engine, svix_id: str | None = None) -> list[WebhookEvent]:
+    with Session(engine) as session:
+        query = select(WebhookEvent).order_by(WebhookEvent.id)
+        if svix_id is not None:
+            query = query.where(WebhookEvent.svix_id == svix_id)
+        return list(session.scalars(query))
+
+
+def task_messages(broker: redis.Redis) -> list[dict[str, Any]]:
+    """The Celery messages waiting in queue `webhooks`: task name and args of each."""
+    found = []
+    for raw in broker.lrange(WEBHOOK_QUEUE, 0, -1):
+        message = json.loads(raw)
+        args, _kwargs, _embed = json.loads(base64.b64decode(message["body"]))
+        found.append({"task": message["headers"]["task"], "args": args})
+    return found

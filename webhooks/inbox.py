@@ -1,0 +1,234 @@
+"""The inbox writer: stores verified events in `webhook_events`, committing concurrent requests'
+rows together (group commit), and answers each request only once its row is durable.
+
+Requests queue their row; a few writer tasks each take everything queued (up to a batch) and run
+one `INSERT ... SELECT FROM unnest(...) ON CONFLICT (svix_id) DO NOTHING RETURNING` in autocommit
+mode: one statement, one round trip, one WAL flush for the whole batch. There is no artificial
+wait: a batch is whatever arrived while the previous one was being written, so a lone request
+pays one round trip and a busy process amortises the commit over many rows.
+
+The writer is the transaction boundary. It hands the ids of new rows to `on_new_events` only
+after their commit; duplicates (already stored, or twice in one batch) are never handed on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import BigInteger, Text, bindparam, cast, column, exc, func, literal, select
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from cpn_sync.logs import get_logger
+from db.models import WebhookEvent
+from webhooks.errors import InboxUnavailableError, Reason, RejectionError
+
+log = get_logger(__name__)
+
+_incoming = (
+    func.unnest(
+        bindparam("svix_ids", type_=ARRAY(Text)),
+        bindparam("event_types", type_=ARRAY(Text)),
+        bindparam("clerk_user_ids", type_=ARRAY(Text)),
+        bindparam("payloads", type_=ARRAY(Text)),
+        bindparam("occurred_ms", type_=ARRAY(BigInteger)),
+    )
+    .table_valued(
+        column("svix_id", Text),
+        column("event_type", Text),
+        column("clerk_user_id", Text),
+        column("payload", Text),
+        column("occurred_ms", BigInteger),
+    )
+    .render_derived(name="incoming")
+)
+
+# The payload travels as the verified text and becomes JSONB in PostgreSQL: no re-encoding.
+INSERT_EVENTS = (
+    insert(WebhookEvent)
+    .from_select(
+        ["svix_id", "event_type", "clerk_user_id", "payload", "occurred_at"],
+        select(
+            _incoming.c.svix_id,
+            _incoming.c.event_type,
+            _incoming.c.clerk_user_id,
+            cast(_incoming.c.payload, JSONB),
+            func.to_timestamp(_incoming.c.occurred_ms / literal(1000.0)),
+        ),
+    )
+    .on_conflict_do_nothing(constraint="unique_webhook_svix_id")
+    .returning(WebhookEvent.id, WebhookEvent.svix_id)
+)
+
+
+@dataclass(frozen=True, slots=True)
+class InboxEntry:
+    """One verified delivery, as the inbox stores it."""
+
+    svix_id: str
+    event_type: str
+    clerk_user_id: str | None
+    payload: str
+    occurred_at_ms: int | None
+
+
+@dataclass(slots=True)
+class _Waiting:
+    entry: InboxEntry
+    answer: asyncio.Future[int | None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+def _parameters(entries: Sequence[InboxEntry]) -> dict[str, list[Any]]:
+    return {
+        "svix_ids": [entry.svix_id for entry in entries],
+        "event_types": [entry.event_type for entry in entries],
+        "clerk_user_ids": [entry.clerk_user_id for entry in entries],
+        "payloads": [entry.payload for entry in entries],
+        "occurred_ms": [entry.occurred_at_ms for entry in entries],
+    }
+
+
+def _answer(future: asyncio.Future[int | None], event_id: int | None) -> None:
+    if not future.done():  # the request may have been cancelled meanwhile
+        future.set_result(event_id)
+
+
+def _fail(waiting: Sequence[_Waiting], error: Exception) -> None:
+    for item in waiting:
+        if not item.answer.done():
+            item.answer.set_exception(error)
+
+
+class Inbox:
+    """Group-committing writer of `webhook_events`, one per process.
+
+    `batch_size=1` with as many writers as pool connections gives the classic one commit per
+    request, which the benchmark compares against.
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        on_new_events: Callable[[list[int]], None],
+        *,
+        batch_size: int = 256,
+        writers: int = 2,
+        timeout: float = 10.0,
+    ) -> None:
+        self._engine = engine
+        self._on_new_events = on_new_events
+        self._batch_size = batch_size
+        self._writer_count = writers
+        self._timeout = timeout
+        self._queue: asyncio.Queue[_Waiting] = asyncio.Queue()
+        self._writers: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        self._writers = [
+            asyncio.create_task(self._write_forever(), name=f"inbox-writer-{number}")
+            for number in range(self._writer_count)
+        ]
+
+    async def close(self, timeout: float = 10.0) -> None:
+        """Finish what is queued (bounded by `timeout`), then stop the writers."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._queue.join(), timeout)
+        for writer in self._writers:
+            writer.cancel()
+        await asyncio.gather(*self._writers, return_exceptions=True)
+        self._writers = []
+
+    async def store(self, entry: InboxEntry) -> int | None:
+        """Answer the new row's id once committed, or None when the svix id is already stored.
+
+        Raises `InboxUnavailableError` when the row could not be written, and `RejectionError` when
+        PostgreSQL refuses this payload on its own (JSON that JSONB cannot hold).
+        """
+        if not self._writers:
+            raise InboxUnavailableError("the inbox is not running", svix_id=entry.svix_id)
+        waiting = _Waiting(entry)
+        self._queue.put_nowait(waiting)
+        return await waiting.answer
+
+    async def _next_batch(self) -> list[_Waiting]:
+        batch = [await self._queue.get()]
+        while len(batch) < self._batch_size and not self._queue.empty():
+            batch.append(self._queue.get_nowait())
+        return batch
+
+    async def _write_forever(self) -> None:
+        connection: AsyncConnection | None = None
+        try:
+            while True:
+                batch = await self._next_batch()
+                try:
+                    connection = await self._write(batch, connection)
+                except Exception as error:  # a bug must not leave requests waiting forever
+                    log.error("inbox.writer_error", error=type(error).__name__, events=len(batch))
+                    _fail(batch, InboxUnavailableError("the inbox writer failed; deliver it again"))
+                    connection = None
+                finally:
+                    for _ in batch:
+                        self._queue.task_done()
+        finally:
+            if connection is not None:
+                with contextlib.suppress(Exception):
+                    await connection.close()
+
+    async def _write(
+        self, batch: Sequence[_Waiting], connection: AsyncConnection | None
+    ) -> AsyncConnection | None:
+        """Insert one batch; answer every waiter. Returns the connection to reuse, if healthy."""
+        by_svix_id: dict[str, list[_Waiting]] = {}
+        for item in batch:
+            by_svix_id.setdefault(item.entry.svix_id, []).append(item)
+        entries = [waiting[0].entry for waiting in by_svix_id.values()]
+        try:
+            async with asyncio.timeout(self._timeout):
+                if connection is None:
+                    connection = await self._engine.connect()
+                result = await connection.execute(INSERT_EVENTS, _parameters(entries))
+                rows = result.all()
+        except exc.DataError:
+            # PostgreSQL refused a value (e.g. a \u0000 escape JSONB cannot hold): find which.
+            if len(entries) > 1:
+                for waiting in by_svix_id.values():
+                    connection = await self._write(waiting, connection)
+                return connection
+            _fail(
+                batch,
+                RejectionError(
+                    Reason.NOT_JSON,
+                    "PostgreSQL cannot store this JSON (for example a \\u0000 escape)",
+                    svix_id=entries[0].svix_id,
+                ),
+            )
+            return connection
+        except (exc.SQLAlchemyError, OSError, TimeoutError) as error:
+            log.warning("inbox.write_failed", error=type(error).__name__, events=len(entries))
+            if connection is not None:
+                with contextlib.suppress(Exception):
+                    await connection.invalidate()
+            for svix_id, waiting in by_svix_id.items():
+                _fail(
+                    waiting,
+                    InboxUnavailableError(
+                        "the event could not be stored; deliver it again", svix_id=svix_id
+                    ),
+                )
+            return None
+        new_ids: dict[str, int] = {svix_id: event_id for event_id, svix_id in rows}
+        for svix_id, waiting in by_svix_id.items():
+            first, *copies = waiting
+            _answer(first.answer, new_ids.get(svix_id))
+            for copy in copies:
+                _answer(copy.answer, None)
+        if new_ids:
+            self._on_new_events(list(new_ids.values()))
+        return connection
