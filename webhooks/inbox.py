@@ -163,44 +163,37 @@ class Inbox:
         return batch
 
     async def _write_forever(self) -> None:
-        connection: AsyncConnection | None = None
+        connection = _WriterConnection(self._engine)
         try:
             while True:
                 batch = await self._next_batch()
                 try:
-                    connection = await self._write(batch, connection)
+                    await self._write(batch, connection)
                 except Exception as error:  # a bug must not leave requests waiting forever
                     log.error("inbox.writer_error", error=type(error).__name__, events=len(batch))
                     _fail(batch, InboxUnavailableError("the inbox writer failed; deliver it again"))
-                    connection = None
+                    await connection.discard()
                 finally:
                     for _ in batch:
                         self._queue.task_done()
         finally:
-            if connection is not None:
-                with contextlib.suppress(Exception):
-                    await connection.close()
+            await connection.close()
 
-    async def _write(
-        self, batch: Sequence[_Waiting], connection: AsyncConnection | None
-    ) -> AsyncConnection | None:
-        """Insert one batch; answer every waiter. Returns the connection to reuse, if healthy."""
+    async def _write(self, batch: Sequence[_Waiting], connection: _WriterConnection) -> None:
+        """Insert one batch and answer every waiter."""
         by_svix_id: dict[str, list[_Waiting]] = {}
         for item in batch:
             by_svix_id.setdefault(item.entry.svix_id, []).append(item)
         entries = [waiting[0].entry for waiting in by_svix_id.values()]
         try:
             async with asyncio.timeout(self._timeout):
-                if connection is None:
-                    connection = await self._engine.connect()
-                result = await connection.execute(INSERT_EVENTS, _parameters(entries))
-                rows = result.all()
+                rows = await connection.insert(entries)
         except exc.DataError:
             # PostgreSQL refused a value (e.g. a \u0000 escape JSONB cannot hold): find which.
             if len(entries) > 1:
                 for waiting in by_svix_id.values():
-                    connection = await self._write(waiting, connection)
-                return connection
+                    await self._write(waiting, connection)
+                return
             _fail(
                 batch,
                 RejectionError(
@@ -209,12 +202,10 @@ class Inbox:
                     svix_id=entries[0].svix_id,
                 ),
             )
-            return connection
+            return
         except (exc.SQLAlchemyError, OSError, TimeoutError) as error:
             log.warning("inbox.write_failed", error=type(error).__name__, events=len(entries))
-            if connection is not None:
-                with contextlib.suppress(Exception):
-                    await connection.invalidate()
+            await connection.discard()
             for svix_id, waiting in by_svix_id.items():
                 _fail(
                     waiting,
@@ -222,8 +213,8 @@ class Inbox:
                         "the event could not be stored; deliver it again", svix_id=svix_id
                     ),
                 )
-            return None
-        new_ids: dict[str, int] = {svix_id: event_id for event_id, svix_id in rows}
+            return
+        new_ids = dict(rows)
         for svix_id, waiting in by_svix_id.items():
             first, *copies = waiting
             _answer(first.answer, new_ids.get(svix_id))
@@ -231,4 +222,47 @@ class Inbox:
                 _answer(copy.answer, None)
         if new_ids:
             self._on_new_events(list(new_ids.values()))
-        return connection
+
+
+class _WriterConnection:
+    """The connection a writer keeps between batches: no pool checkout or ping per batch.
+
+    A kept connection found dead (the server restarted, a proxy dropped it) is replaced once
+    within the same batch. Retrying is safe: a row that the lost attempt did commit comes back
+    as a duplicate, stays `received`, and the sweeper enqueues it.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._connection: AsyncConnection | None = None
+
+    async def insert(self, entries: Sequence[InboxEntry]) -> list[tuple[str, int]]:
+        """Answer (svix id, new row id) for each entry that was not stored before."""
+        if self._connection is not None:
+            try:
+                return await self._insert(self._connection, entries)
+            except exc.DBAPIError as error:
+                if not error.connection_invalidated:
+                    raise
+                await self.discard()
+        self._connection = await self._engine.connect()
+        return await self._insert(self._connection, entries)
+
+    @staticmethod
+    async def _insert(
+        connection: AsyncConnection, entries: Sequence[InboxEntry]
+    ) -> list[tuple[str, int]]:
+        result = await connection.execute(INSERT_EVENTS, _parameters(entries))
+        return [(svix_id, event_id) for event_id, svix_id in result]
+
+    async def discard(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                await self._connection.invalidate()
+            self._connection = None
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                await self._connection.close()
+            self._connection = None

@@ -100,7 +100,10 @@ class InboxGauges:
             self._refreshed_at = time.monotonic()  # also throttles retries while the DB is down
             try:
                 async with asyncio.timeout(self._timeout), self._engine.connect() as connection:
-                    counts = dict((await connection.execute(_COUNT_BY_STATUS)).tuples().all())
+                    counts = {
+                        status: count
+                        for status, count in await connection.execute(_COUNT_BY_STATUS)
+                    }
                     age = (await connection.execute(_OLDEST_RECEIVED_AGE)).scalar_one()
             except Exception as error:  # a scrape still answers, with the last known values
                 log.warning("metrics.inbox_query_failed", error=type(error).__name__)

@@ -19,6 +19,8 @@ from webhooks.metrics import InboxGauges
 from webhooks.publisher import Publisher
 from webhooks.signature import SignatureVerifier
 
+APPLICATION_NAME = "cpn-sync-web"  # how operators find the web process in pg_stat_activity
+
 
 @dataclass
 class Services:
@@ -40,7 +42,7 @@ class Services:
             # Every statement of the web process is one self-contained write or read: autocommit
             # saves the BEGIN and COMMIT round trips, and a statement that returned is durable.
             isolation_level="AUTOCOMMIT",
-            connect_args={"connect_timeout": 5},
+            connect_args={"connect_timeout": 5, "application_name": APPLICATION_NAME},
         )
         publisher = Publisher(settings)
         inbox = Inbox(

@@ -4,11 +4,18 @@ and a Redis database of these tests' own, so that the task messages on it are on
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -125,3 +132,69 @@ def task_messages(broker: redis.Redis) -> list[dict[str, Any]]:
         args, _kwargs, _embed = json.loads(base64.b64decode(message["body"]))
         found.append({"task": message["headers"]["task"], "args": args})
     return found
+
+
+class WebServer:
+    """A real `cpn-sync web` (uvicorn, 2 workers), started as the Procfile starts it."""
+
+    def __init__(self, env: dict[str, str], metrics_dir: Path, log_path: Path) -> None:
+        self.port = int(env["PORT"])
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.metrics_dir = metrics_dir
+        self.log_path = log_path
+        cli = str(Path(sys.executable).parent / "cpn-sync")
+        with log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [cli, "web"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"cpn-sync web exited:\n{self.log_path.read_text()[-3000:]}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    return
+            time.sleep(0.2)
+        raise TimeoutError(f"cpn-sync web not ready:\n{self.log_path.read_text()[-3000:]}")
+
+    def stop(self, timeout: float = 30.0) -> int:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        return self.process.returncode
+
+
+@pytest.fixture(scope="session")
+def web_server(
+    database_url: str, broker_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WebServer]:
+    workdir = tmp_path_factory.mktemp("web")
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=database_url,
+        REDIS_URL=broker_url,
+        CLERK_WEBHOOK_SECRET=TEST_WEBHOOK_SECRET,
+        PORT=str(free_port()),
+        WEB_CONCURRENCY="2",
+        LOG_FORMAT="json",
+        PROMETHEUS_MULTIPROC_DIR=str(workdir / "metrics"),
+        PYTHONUNBUFFERED="1",
+    )
+    env.pop("CELERY_BROKER_URL", None)
+    server = WebServer(env, workdir / "metrics", workdir / "web.log")
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
