@@ -2,10 +2,10 @@
 rows together (group commit), and answers each request only once its row is durable.
 
 Requests queue their row; a few writer tasks each take everything queued (up to a batch) and run
-one `INSERT ... SELECT FROM unnest(...) ON CONFLICT (svix_id) DO NOTHING RETURNING` in autocommit
-mode: one statement, one round trip, one WAL flush for the whole batch. There is no artificial
-wait: a batch is whatever arrived while the previous one was being written, so a lone request
-pays one round trip and a busy process amortises the commit over many rows.
+one `INSERT ... SELECT ... ON CONFLICT (svix_id) DO NOTHING RETURNING` in autocommit mode: one
+statement, one round trip, one WAL flush for the whole batch. There is no artificial wait: a
+batch is whatever arrived while the previous one was being written, so a lone request pays one
+round trip and a busy process amortises the commit over many rows.
 
 The writer is the transaction boundary. It hands the ids of new rows to `on_new_events` only
 after their commit; duplicates (already stored, or twice in one batch) are never handed on.
@@ -19,50 +19,33 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import BigInteger, Text, bindparam, cast, column, exc, func, literal, select
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
+from sqlalchemy import BigInteger, Text, exc, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cpn_sync.logs import get_logger
-from db.models import WebhookEvent
 from webhooks.errors import InboxUnavailableError, Reason, RejectionError
 
 log = get_logger(__name__)
 
-_incoming = (
-    func.unnest(
-        bindparam("svix_ids", type_=ARRAY(Text)),
-        bindparam("event_types", type_=ARRAY(Text)),
-        bindparam("clerk_user_ids", type_=ARRAY(Text)),
-        bindparam("payloads", type_=ARRAY(Text)),
-        bindparam("occurred_ms", type_=ARRAY(BigInteger)),
-    )
-    .table_valued(
-        column("svix_id", Text),
-        column("event_type", Text),
-        column("clerk_user_id", Text),
-        column("payload", Text),
-        column("occurred_ms", BigInteger),
-    )
-    .render_derived(name="incoming")
-)
-
-# The payload travels as the verified text and becomes JSONB in PostgreSQL: no re-encoding.
-INSERT_EVENTS = (
-    insert(WebhookEvent)
-    .from_select(
-        ["svix_id", "event_type", "clerk_user_id", "payload", "occurred_at"],
-        select(
-            _incoming.c.svix_id,
-            _incoming.c.event_type,
-            _incoming.c.clerk_user_id,
-            cast(_incoming.c.payload, JSONB),
-            func.to_timestamp(_incoming.c.occurred_ms / literal(1000.0)),
-        ),
-    )
-    .on_conflict_do_nothing(constraint="unique_webhook_svix_id")
-    .returning(WebhookEvent.id, WebhookEvent.svix_id)
-)
+# ROWS FROM zips the arrays row by row. The payloads travel as ONE JSON array text, built by
+# joining the verified bodies: psycopg sends it as it is, where a text[] of JSON documents would
+# be escaped element by element (measured: ~180 µs per 1 KB payload, more than the rest of the
+# request). PostgreSQL parses each payload into JSONB once; nothing is re-encoded in Python.
+INSERT_EVENTS = text(
+    """
+    INSERT INTO webhook_events (svix_id, event_type, clerk_user_id, payload, occurred_at)
+    SELECT svix_id, event_type, clerk_user_id, payload, to_timestamp(occurred_ms / 1000.0)
+    FROM ROWS FROM (
+        unnest(CAST(:svix_ids AS text[])),
+        unnest(CAST(:event_types AS text[])),
+        unnest(CAST(:clerk_user_ids AS text[])),
+        unnest(CAST(:occurred_ms AS bigint[])),
+        jsonb_array_elements(CAST(:payloads AS jsonb))
+    ) AS incoming (svix_id, event_type, clerk_user_id, occurred_ms, payload)
+    ON CONFLICT ON CONSTRAINT unique_webhook_svix_id DO NOTHING
+    RETURNING id, svix_id
+    """
+).columns(id=BigInteger, svix_id=Text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,12 +67,12 @@ class _Waiting:
     )
 
 
-def _parameters(entries: Sequence[InboxEntry]) -> dict[str, list[Any]]:
+def _parameters(entries: Sequence[InboxEntry]) -> dict[str, Any]:
     return {
         "svix_ids": [entry.svix_id for entry in entries],
         "event_types": [entry.event_type for entry in entries],
         "clerk_user_ids": [entry.clerk_user_id for entry in entries],
-        "payloads": [entry.payload for entry in entries],
+        "payloads": "[" + ",".join(entry.payload for entry in entries) + "]",
         "occurred_ms": [entry.occurred_at_ms for entry in entries],
     }
 
