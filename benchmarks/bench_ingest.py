@@ -63,6 +63,12 @@ class Result:
     p50_ms: float
     p99_ms: float
     stored: int | None
+    cpu_seconds: float
+
+    @property
+    def cpu_us_per_request(self) -> float:
+        """Server CPU per request: steadier than events/s when other work shares the cores."""
+        return self.cpu_seconds / max(self.requests, 1) * 1e6
 
     @property
     def per_second(self) -> float:
@@ -94,6 +100,27 @@ def servers() -> list[Server]:
             {},
         ),
     ]
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """User + system CPU time of a process and all its descendants (from /proc)."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rpartition(")")[2].split()
+            pid = int(stat.parent.name)
+            parents[pid] = int(fields[1])
+            times[pid] = (int(fields[11]) + int(fields[12])) / tick
+    tree, frontier = {root}, [root]
+    while frontier:
+        current = frontier.pop()
+        for pid, parent in parents.items():
+            if parent == current and pid not in tree:
+                tree.add(pid)
+                frontier.append(pid)
+    return sum(times.get(pid, 0.0) for pid in tree)
 
 
 def ensure_wrk() -> str:
@@ -162,7 +189,7 @@ def reset(database_url: str, broker_url: str) -> None:
         connection.execute("CHECKPOINT")
     import redis
 
-    redis.Redis.from_url(broker_url).flushdb()
+    redis.Redis.from_url(broker_url).delete("webhooks")  # nobody consumes during the runs
 
 
 def count_stored(database_url: str, server: Server) -> int | None:
@@ -245,6 +272,7 @@ def measure(
         write_requests(bodies[args.warmup :], directory, args.threads)
         stored_before = count_stored(env["DATABASE_URL"], server)
         profiler = profile(process.pid, args, server) if args.profile else None
+        cpu_before = tree_cpu_seconds(process.pid)
         summary = drive(
             wrk,
             url,
@@ -253,6 +281,7 @@ def measure(
             threads=args.threads,
             connections=args.connections,
         )
+        cpu_seconds = tree_cpu_seconds(process.pid) - cpu_before
         if profiler is not None:
             profiler.wait(60)
     stored = count_stored(env["DATABASE_URL"], server)
@@ -267,6 +296,7 @@ def measure(
         p50_ms=summary["p50_us"] / 1000,
         p99_ms=summary["p99_us"] / 1000,
         stored=stored,
+        cpu_seconds=cpu_seconds,
     )
 
 
@@ -274,7 +304,7 @@ def profile(pid: int, args: argparse.Namespace, server: Server) -> subprocess.Po
     """py-spy over the server and its worker processes for the run (collapsed stacks)."""
     args.profile.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(
-        [str(BIN / "py-spy"), "record", "--pid", str(pid), "--subprocesses", "--nonblocking",
+        [str(BIN / "py-spy"), "record", "--pid", str(pid), "--subprocesses", "--nonblocking", "--gil",
          "--duration", str(args.duration), "--rate", "200", "--format", "raw",
          "--output", str(args.profile / f"{server.name}.txt")],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -315,13 +345,15 @@ def report(results: list[Result], args: argparse.Namespace, events: int) -> str:
         f"threads, {args.connections} connections, {args.duration} s per server after a 2 s "
         f"warm-up; {events} distinct pre-signed user.created deliveries. {args.note}".rstrip(),
         "",
-        "| server | events/s | p50 ms | p99 ms | non-2xx | socket errors | rows stored |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| server | events/s | p50 ms | p99 ms | server CPU µs/event | non-2xx | socket errors "
+        "| rows stored |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for result in results:
         lines.append(
             f"| {result.server.label} | {result.per_second:,.0f} | {result.p50_ms:.2f} | "
-            f"{result.p99_ms:.2f} | {result.non_2xx} | {result.socket_errors} | "
+            f"{result.p99_ms:.2f} | {result.cpu_us_per_request:,.0f} | {result.non_2xx} | "
+            f"{result.socket_errors} | "
             f"{'-' if result.stored is None else result.stored} |"
         )
     lines.append("")
@@ -371,7 +403,8 @@ def main() -> None:
                 result = measure(server, wrk, env, bodies, args, workdir)
                 print(
                     f"  {result.per_second:,.0f} events/s, p50 {result.p50_ms:.2f} ms, "
-                    f"p99 {result.p99_ms:.2f} ms, non-2xx {result.non_2xx}, stored {result.stored}",
+                    f"p99 {result.p99_ms:.2f} ms, {result.cpu_us_per_request:,.0f} µs CPU/event, "
+                    f"non-2xx {result.non_2xx}, stored {result.stored}",
                     flush=True,
                 )
                 results.append(result)

@@ -35,7 +35,7 @@ PUBLISHER_TRANSPORT_OPTIONS = {
     "socket_timeout": 5.0,
     "max_retries": 0,
 }
-_STOP = -1
+_STOP: list[int] = []  # an empty hand-over, by identity: the thread finishes and stops
 
 
 def publishing_app(settings: Settings) -> Celery:
@@ -58,13 +58,14 @@ class Publisher:
         *,
         batch_size: int = 500,
         linger: float = 0.005,
-        max_pending: int = 100_000,
+        max_pending: int = 10_000,
     ) -> None:
         self._app = publishing_app(settings)
         self._queue_entity = self._app.amqp.router.route({}, PROCESS_EVENT)["queue"]
         self._batch_size = batch_size
         self._linger = linger
-        self._pending: queue.Queue[int] = queue.Queue(maxsize=max_pending)
+        # One item per inbox commit (its new ids): one wake-up of this thread per commit.
+        self._pending: queue.Queue[list[int]] = queue.Queue(maxsize=max_pending)
         self._connection: Connection | None = None
         self._thread = threading.Thread(target=self._run, name="cpn-publisher", daemon=True)
 
@@ -77,13 +78,12 @@ class Publisher:
         self._thread.start()
 
     def submit(self, event_ids: Sequence[int]) -> None:
-        """Queue ids for publishing; called on the event loop, so it never waits."""
-        for event_id in event_ids:
-            try:
-                self._pending.put_nowait(event_id)
-            except queue.Full:
-                metrics.ENQUEUE_FAILURES.inc()
-                log.warning("webhook.enqueue_dropped", event_id=event_id, reason="backlog_full")
+        """Hand over the ids of one commit; called on the event loop, so it never waits."""
+        try:
+            self._pending.put_nowait(list(event_ids))
+        except queue.Full:
+            metrics.ENQUEUE_FAILURES.inc(len(event_ids))
+            log.warning("webhook.enqueue_dropped", events=len(event_ids), reason="backlog_full")
 
     def close(self, timeout: float = 10.0) -> None:
         """Publish what is queued (bounded by `timeout`), then stop the thread."""
@@ -102,29 +102,31 @@ class Publisher:
     def _run(self) -> None:
         stopping = False
         while not stopping:
-            batch = self._next_batch()
-            if _STOP in batch:
-                stopping = True
-                batch = [event_id for event_id in batch if event_id != _STOP]
+            batch, stopping = self._next_batch()
             if batch:
                 self._publish_or_count(batch)
 
-    def _next_batch(self) -> list[int]:
-        """Wait for one id, then gather more for up to `linger` seconds: one round trip to the
-        broker then carries many messages (a few ms more before the worker sees them)."""
-        batch = [self._pending.get()]
+    def _next_batch(self) -> tuple[list[int], bool]:
+        """Wait for ids, then gather more for up to `linger` seconds: one round trip to the
+        broker then carries many messages (a few ms more before the worker sees them).
+        Answers the ids and whether `close` asked to stop."""
+        batch: list[int] = []
+        handed = self._pending.get()
         deadline = time.monotonic() + self._linger
-        while len(batch) < self._batch_size and _STOP not in batch:
+        while handed is not _STOP:
+            batch.extend(handed)
             remaining = deadline - time.monotonic()
+            if len(batch) >= self._batch_size:
+                break
             try:
-                batch.append(
+                handed = (
                     self._pending.get(timeout=remaining)
                     if remaining > 0
                     else self._pending.get_nowait()
                 )
             except queue.Empty:
-                break
-        return batch
+                return batch, False
+        return batch, handed is _STOP
 
     def _publish_or_count(self, event_ids: list[int]) -> None:
         try:
