@@ -304,8 +304,8 @@ def profile(pid: int, args: argparse.Namespace, server: Server) -> subprocess.Po
     """py-spy over the server and its worker processes for the run (collapsed stacks)."""
     args.profile.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(
-        [str(BIN / "py-spy"), "record", "--pid", str(pid), "--subprocesses", "--nonblocking", "--gil",
-         "--duration", str(args.duration), "--rate", "200", "--format", "raw",
+        [str(BIN / "py-spy"), "record", "--pid", str(pid), "--subprocesses", "--nonblocking",
+         "--gil", "--duration", str(args.duration), "--rate", "200", "--format", "raw",
          "--output", str(args.profile / f"{server.name}.txt")],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip

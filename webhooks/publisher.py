@@ -52,6 +52,8 @@ def publishing_app(settings: Settings) -> Celery:
 
 
 class Publisher:
+    """The publishing thread of one web process; `submit` is its only entry from the loop."""
+
     def __init__(
         self,
         settings: Settings,
@@ -68,11 +70,6 @@ class Publisher:
         self._pending: queue.Queue[list[int]] = queue.Queue(maxsize=max_pending)
         self._connection: Connection | None = None
         self._thread = threading.Thread(target=self._run, name="cpn-publisher", daemon=True)
-
-    @property
-    def queue_name(self) -> str:
-        name: str = self._queue_entity.name
-        return name
 
     def start(self) -> None:
         self._thread.start()
@@ -92,7 +89,8 @@ class Publisher:
         with contextlib.suppress(queue.Full):
             self._pending.put(_STOP, timeout=timeout)
         self._thread.join(timeout)
-        self._drop_connection()
+        if not self._thread.is_alive():  # else it still uses the connection; it is a daemon
+            self._drop_connection()
 
     def ping(self) -> None:
         """Raise unless the broker answers now (readiness check; runs in a worker thread)."""

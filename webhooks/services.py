@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 
-from cpn_sync.settings import Settings
+from cpn_sync.settings import Settings, SettingsError
 from db.engine import make_async_engine
 from webhooks.inbox import Inbox
 from webhooks.metrics import InboxGauges
@@ -34,6 +34,11 @@ class Services:
     @classmethod
     async def open(cls, settings: Settings, *, gauge_max_age: float = 5.0) -> Services:
         verifier = SignatureVerifier(settings.webhook_secrets)  # a bad secret fails startup
+        if settings.webhook_inbox_writers >= settings.db_pool_size:
+            raise SettingsError(
+                "WEBHOOK_INBOX_WRITERS must be below DB_POOL_SIZE: each writer keeps a "
+                "connection, and readiness checks and metrics need one too"
+            )
         engine = make_async_engine(
             settings.require_database_url(),
             pool_size=settings.db_pool_size,

@@ -175,11 +175,7 @@ class WebServer:
         return self.process.returncode
 
 
-@pytest.fixture(scope="session")
-def web_server(
-    database_url: str, broker_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[WebServer]:
-    workdir = tmp_path_factory.mktemp("web")
+def web_server_env(database_url: str, broker_url: str, metrics_dir: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         DATABASE_URL=database_url,
@@ -188,10 +184,19 @@ def web_server(
         PORT=str(free_port()),
         WEB_CONCURRENCY="2",
         LOG_FORMAT="json",
-        PROMETHEUS_MULTIPROC_DIR=str(workdir / "metrics"),
+        PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
         PYTHONUNBUFFERED="1",
     )
     env.pop("CELERY_BROKER_URL", None)
+    return env
+
+
+@pytest.fixture(scope="session")
+def web_server(
+    database_url: str, broker_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WebServer]:
+    workdir = tmp_path_factory.mktemp("web")
+    env = web_server_env(database_url, broker_url, workdir / "metrics")
     server = WebServer(env, workdir / "metrics", workdir / "web.log")
     try:
         server.wait_ready()

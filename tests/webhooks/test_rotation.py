@@ -51,3 +51,10 @@ async def test_app_refuses_to_start_without_a_usable_secret(
     with pytest.raises(SettingsError, match="CLERK_WEBHOOK_SECRET"):
         async with running_app(broken):
             pass
+
+
+async def test_app_refuses_more_inbox_writers_than_pool_connections(settings: Settings) -> None:
+    greedy = settings.model_copy(update={"webhook_inbox_writers": 10, "db_pool_size": 10})
+    with pytest.raises(SettingsError, match="WEBHOOK_INBOX_WRITERS"):
+        async with running_app(greedy):
+            pass
