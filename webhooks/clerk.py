@@ -20,7 +20,7 @@ from webhooks.envelope import parse_envelope
 from webhooks.errors import WebhookError
 from webhooks.inbox import InboxEntry
 from webhooks.services import services
-from webhooks.signature import delivery_id
+from webhooks.signature import MAX_SVIX_ID_LENGTH, delivery_id
 
 log = get_logger(__name__)
 
@@ -47,9 +47,10 @@ async def receive_clerk_webhook(request: Request) -> Response:
         latency = time.perf_counter() - started
         metrics.REJECTED.labels(reason=error.reason.value).inc()
         metrics.REQUEST_SECONDS.observe(latency)
-        log.info(
+        # A 503 is ours to look at; a 4xx is the sender's.
+        (log.warning if error.status >= 500 else log.info)(
             "webhook.rejected",
-            svix_id=error.svix_id or delivery_id(request.headers),
+            svix_id=(error.svix_id or delivery_id(request.headers) or "")[:MAX_SVIX_ID_LENGTH],
             event_type=event_type,
             outcome="rejected",
             reason=error.reason.value,
