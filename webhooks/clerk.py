@@ -31,7 +31,8 @@ async def receive_clerk_webhook(request: Request) -> Response:
     event_type: str | None = None
     try:
         body = await read_limited_body(request, found.settings.webhook_max_bytes)
-        svix_id = found.verifier.verify(body, request.headers)
+        headers = dict(request.headers.items())  # one pass over the raw header list
+        svix_id = found.verifier.verify(body, headers)
         envelope = parse_envelope(body, svix_id)
         event_type = envelope.type
         event_id = await found.inbox.store(

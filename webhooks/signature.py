@@ -59,7 +59,11 @@ class SignatureVerifier:
                 ) from error
 
     def verify(self, body: bytes, headers: Mapping[str, str]) -> str:
-        """Raise `RejectionError` unless a secret signed exactly these bytes; answer the svix id."""
+        """Raise `RejectionError` unless a secret signed exactly these bytes; answer the svix id.
+
+        `headers` with lower-case names; a plain dict is best (Starlette's `Headers` scans its
+        list on every lookup).
+        """
         svix_id = delivery_id(headers)
         missing = [
             names[0]
@@ -77,7 +81,7 @@ class SignatureVerifier:
                 f"svix-id is longer than {MAX_SVIX_ID_LENGTH} characters",
                 svix_id=svix_id[:MAX_SVIX_ID_LENGTH],
             )
-        plain_headers = dict(headers)
+        plain_headers = headers if isinstance(headers, dict) else dict(headers)
         failure: RejectionError | None = None
         for webhook in self._webhooks:
             try:
