@@ -27,6 +27,9 @@ from webhooks.errors import InboxUnavailableError, Reason, RejectionError
 
 log = get_logger(__name__)
 
+# Bodies may be up to WEBHOOK_MAX_BYTES each: keep one statement's parameters to a few MiB.
+MAX_BATCH_CHARACTERS = 8 * 1024 * 1024
+
 # ROWS FROM zips the arrays row by row. The payloads travel as ONE JSON array text, built by
 # joining the verified bodies: psycopg sends it as it is, where a text[] of JSON documents would
 # be escaped element by element (measured: ~180 µs per 1 KB payload, more than the rest of the
@@ -140,9 +143,16 @@ class Inbox:
         return await waiting.answer
 
     async def _next_batch(self) -> list[_Waiting]:
+        """Everything queued, up to `batch_size` rows and about MAX_BATCH_CHARACTERS of JSON."""
         batch = [await self._queue.get()]
-        while len(batch) < self._batch_size and not self._queue.empty():
+        size = len(batch[0].entry.payload)
+        while (
+            len(batch) < self._batch_size
+            and size < MAX_BATCH_CHARACTERS
+            and not self._queue.empty()
+        ):
             batch.append(self._queue.get_nowait())
+            size += len(batch[-1].entry.payload)
         return batch
 
     async def _write_forever(self) -> None:

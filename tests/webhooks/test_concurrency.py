@@ -54,3 +54,18 @@ async def test_many_distinct_concurrent_events_are_each_stored_and_enqueued_once
     assert sorted(message["args"][0] for message in task_messages(broker)) == sorted(
         row.id for row in rows
     )
+
+
+async def test_concurrent_large_events_are_split_over_several_commits_and_all_stored(
+    settings: Settings, clean_db: Engine, broker: redis.Redis
+) -> None:
+    """Twelve bodies of ~0.9 MiB exceed one batch's size cap: every one is still stored."""
+    events = [new_event() for _ in range(12)]
+    for event in events:
+        event["data"]["padding"] = "p" * 900_000
+    deliveries = [deliver(event) for event in events]
+    async with running_app(settings) as client:
+        answers = await asyncio.gather(*(post(client, item) for item in deliveries))
+    assert [answer.json()["status"] for answer in answers] == ["accepted"] * 12
+    assert {row.svix_id for row in stored(clean_db)} == {item.svix_id for item in deliveries}
+    assert len(task_messages(broker)) == 12
