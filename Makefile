@@ -42,5 +42,11 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# BENCH_ARGS="--duration 5" for a short run; BENCH_DATABASE_URL / BENCH_REDIS_URL to use servers.
+BENCH_ARGS ?=
+bench-ingest: install
+	@command -v wrk >/dev/null || apt-get install -y -qq wrk
+	$(PY) -m benchmarks.bench_ingest $(BENCH_ARGS)
+
 clean:
 	rm -rf .data .mypy_cache .ruff_cache .pytest_cache

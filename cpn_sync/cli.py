@@ -13,6 +13,7 @@ from cpn_sync.backup import backup_command
 from cpn_sync.cpn_cli import cpn
 from cpn_sync.restore import restore_command
 from cpn_sync.settings import SettingsError, get_settings
+from webhooks.send import send
 
 
 @click.group()
@@ -44,18 +45,9 @@ def migrate() -> None:
 @main.command()
 def web() -> None:
     """Serve HTTP on $PORT with $WEB_CONCURRENCY uvicorn workers."""
-    import uvicorn
+    from webhooks.server import serve
 
-    settings = get_settings()
-    uvicorn.run(
-        "webhooks.app:app",
-        host="0.0.0.0",  # noqa: S104 - a container's port is published on purpose
-        port=settings.port,
-        workers=settings.web_concurrency,
-        log_level=settings.log_level.lower(),
-        access_log=False,
-        proxy_headers=True,
-    )
+    serve(get_settings())
 
 
 @main.command()
@@ -150,3 +142,4 @@ def dev(only: str) -> None:
 
 
 main.add_command(cpn)
+main.add_command(send)

@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     worker_queues: str = "webhooks,cpn,maintenance"
     webhook_max_bytes: int = Field(default=1024 * 1024, ge=1024)
     webhook_retention_days: int = Field(default=30, ge=1)
+    webhook_commit_batch: int = Field(default=256, ge=1)
+    webhook_inbox_writers: int = Field(default=2, ge=1)
     db_pool_size: int = Field(default=10, ge=1)
     data_dir: Path = Path(".data")
     # CPN results (README "CPN results").
