@@ -10,6 +10,7 @@ import click
 
 from cpn_sync import logs
 from cpn_sync.settings import SettingsError, get_settings
+from workers.events_cli import events
 
 
 @click.group()
@@ -135,3 +136,6 @@ def dev(only: str) -> None:
         if pg_handle is not None:
             pg_handle.cleanup()
     sys.exit(status)
+
+
+main.add_command(events)

@@ -1,0 +1,121 @@
+"""Fixtures for the worker tests: a clean database after each test, and in-process processing
+that keeps the follow-up tasks a real worker would have been sent."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import redis
+from hypothesis import HealthCheck, settings
+from sqlalchemy import Engine, text
+
+from cpn_sync.celery_config import PROCESS_EVENT, QUEUES
+from tests.conftest import APP_TABLES
+
+WORKER_TABLES = (*APP_TABLES, "deleted_users", "scheduled_job_runs")
+
+# CI runs the full number of examples; `HYPOTHESIS_PROFILE=dev` is quicker while editing.
+settings.register_profile(
+    "ci",
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+settings.register_profile("dev", parent=settings.get_profile("ci"), max_examples=30)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def truncate_all(engine: Engine) -> None:
+    """DELETE rather than TRUNCATE: much quicker on the few rows a test leaves."""
+    with engine.begin() as connection:
+        for table in WORKER_TABLES:
+            connection.execute(text(f"DELETE FROM {table}"))
+
+
+def purge_queues(redis_url: str) -> None:
+    redis.Redis.from_url(redis_url).delete(*QUEUES)
+
+
+def take_queued(redis_url: str, queue: str) -> list[tuple[str, list[Any]]]:
+    """Remove the Celery messages waiting in `queue`; answer (task name, args) of each."""
+    client = redis.Redis.from_url(redis_url)
+    messages = []
+    while (raw := client.rpop(queue)) is not None:
+        message = json.loads(raw)
+        args, _kwargs, _embed = json.loads(base64.b64decode(message["body"]))
+        messages.append((message["headers"]["task"], args))
+    return messages
+
+
+@pytest.fixture(scope="session", autouse=True)
+def worker_engine() -> Iterator[None]:
+    """In-process processing uses the workers' own engine; close it when the run ends."""
+    yield
+    from workers.database import close_engine
+
+    close_engine()
+
+
+@pytest.fixture(autouse=True)
+def clean_tables(engine: Engine, redis_url: str) -> Iterator[Engine]:
+    """Processing commits for real: every worker test starts and ends with empty tables and
+    empty queues."""
+    truncate_all(engine)
+    purge_queues(redis_url)
+    yield engine
+    truncate_all(engine)
+    purge_queues(redis_url)
+
+
+@dataclass
+class Processor:
+    """Runs `apply_event` in this process; collects what it would have enqueued."""
+
+    follow_ups: list[tuple[str, list[Any]]] = field(default_factory=list)
+
+    def publish(self, name: str, args: list[Any]) -> None:
+        self.follow_ups.append((name, args))
+
+    def __call__(self, event_id: int, *, suspect: bool = False) -> str:
+        from workers.process_event import apply_event
+
+        return apply_event(event_id, publish=self.publish, suspect=suspect)
+
+    def released(self) -> list[int]:
+        return [args[0] for name, args in self.follow_ups if name == PROCESS_EVENT]
+
+    def drain(self) -> None:
+        """Process follow-up events as a worker would, until none are left."""
+        while self.follow_ups:
+            name, args = self.follow_ups.pop(0)
+            if name == PROCESS_EVENT:
+                self(args[0])
+
+
+@pytest.fixture
+def process() -> Processor:
+    return Processor()
+
+
+@pytest.fixture(scope="module")
+def no_flush_wait(engine: Engine) -> Iterator[None]:
+    """For tests of many tiny transactions whose subject is not durability: commits do not
+    wait for the disk (this database only, for the module)."""
+    from workers.database import close_engine
+
+    database = engine.url.database
+    with engine.begin() as connection:
+        connection.execute(text(f'ALTER DATABASE "{database}" SET synchronous_commit = off'))
+    engine.dispose()
+    close_engine()
+    yield
+    with engine.begin() as connection:
+        connection.execute(text(f'ALTER DATABASE "{database}" RESET synchronous_commit'))
+    engine.dispose()
+    close_engine()
