@@ -42,11 +42,11 @@ def queued_messages(queue: str) -> int:
         return int(declared.message_count)
 
 
-def events_to_requeue(work: UnitOfWork, limit: int) -> Sequence[int]:
-    """Stuck `received`/`processing` rows, then `waiting` rows whose user now exists (or was
-    deleted, which ends them as `ignored`). Rows locked by a running task are skipped."""
+def stuck_events(work: UnitOfWork, limit: int) -> Sequence[int]:
+    """`received`/`processing` rows whose message was probably lost. Rows locked by a running
+    task are skipped: they are being applied right now."""
     settings = get_settings()
-    stuck = work.session.scalars(
+    return work.session.scalars(
         select(WebhookEvent.id)
         .where(
             inbox.stuck_condition(
@@ -57,32 +57,42 @@ def events_to_requeue(work: UnitOfWork, limit: int) -> Sequence[int]:
         .limit(limit)
         .with_for_update(skip_locked=True)
     ).all()
+
+
+def releasable_events(work: UnitOfWork, limit: int) -> Sequence[int]:
+    """`waiting` rows whose user now exists (or was deleted, which ends them as `ignored`)."""
     user_known = or_(
         exists().where(User.clerk_id == WebhookEvent.clerk_user_id),
         exists().where(DeletedUser.clerk_id == WebhookEvent.clerk_user_id),
     )
-    released = work.session.scalars(
+    return work.session.scalars(
         select(WebhookEvent.id)
         .where(WebhookEvent.status == "waiting", user_known)
         .order_by(WebhookEvent.received_at)
-        .limit(max(0, limit - len(stuck)))
+        .limit(limit)
         .with_for_update(skip_locked=True)
     ).all()
-    return [*stuck, *released]
 
 
 def sweep_inbox(work: UnitOfWork, publish: Publish) -> dict[str, int]:
     """Re-enqueue events whose message was lost (broker outage, killed worker) or whose user
     has arrived. Tops the queue up to `sweep_batch_size` messages: rows of a backlog that is
-    still in the queue are not sent a second time."""
+    still in the queue are not sent a second time.
+
+    A lost message may have killed its worker, so it goes out as `[event_id, true]`
+    (`recovered`): the task then counts the attempt before trying.
+    """
     queued = queued_messages(TASK_QUEUES[PROCESS_EVENT])
     budget = get_settings().sweep_batch_size - queued
     if budget <= 0:
-        return {"requeued": 0, "queued": queued}
-    event_ids = events_to_requeue(work, budget)
-    for event_id in event_ids:
+        return {"requeued": 0, "released": 0, "queued": queued}
+    stuck = stuck_events(work, budget)
+    released = releasable_events(work, budget - len(stuck))
+    for event_id in stuck:
+        publish(PROCESS_EVENT, [event_id, True])
+    for event_id in released:
         publish(PROCESS_EVENT, [event_id])
-    return {"requeued": len(event_ids), "queued": queued}
+    return {"requeued": len(stuck), "released": len(released), "queued": queued}
 
 
 def expire_sessions(work: UnitOfWork, _publish: Publish) -> dict[str, int]:

@@ -95,7 +95,7 @@ class Processor:
         while self.follow_ups:
             name, args = self.follow_ups.pop(0)
             if name == PROCESS_EVENT:
-                self(args[0])
+                self(args[0], suspect=bool(args[1:] and args[1]))
 
 
 @pytest.fixture
