@@ -22,6 +22,7 @@ from sqlalchemy import (
     exists,
     func,
     literal_column,
+    null,
     or_,
     select,
     text,
@@ -171,7 +172,7 @@ def redact_payloads(session: Session, *conditions: ColumnElement[bool]) -> int:
     result = session.execute(
         update(WebhookEvent)
         .where(WebhookEvent.payload.is_not(None), *conditions)
-        .values(payload=None, redacted_at=func.now())
+        .values(payload=null(), redacted_at=func.now())  # SQL NULL, not JSON null
         .returning(WebhookEvent.id)
     )
     return len(result.all())

@@ -142,5 +142,9 @@ def store_event(
 
 
 def event_row(engine: Engine, event_id: int) -> Any:
+    """The row, plus `erased`: the payload is SQL NULL (JSON `null` would not count)."""
+    erased = WebhookEvent.payload.is_(None).label("erased")
     with engine.connect() as connection:
-        return connection.execute(select(WebhookEvent).where(WebhookEvent.id == event_id)).one()
+        return connection.execute(
+            select(WebhookEvent, erased).where(WebhookEvent.id == event_id)
+        ).one()

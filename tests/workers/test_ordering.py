@@ -98,7 +98,11 @@ def final_state(engine: Engine, svix_names: dict[str, str]) -> dict[str, Any]:
         session_row = connection.execute(select(UserSession)).one_or_none()
         tombstone = connection.scalar(select(DeletedUser.clerk_id))
         events = connection.execute(
-            select(WebhookEvent.svix_id, WebhookEvent.status, WebhookEvent.payload)
+            select(
+                WebhookEvent.svix_id,
+                WebhookEvent.status,
+                WebhookEvent.payload.is_(None).label("erased"),
+            )
         ).all()
     user_state = None if user_row is None else {**user_row._asdict(), "id": "<id>"}
     session_state = None
@@ -109,7 +113,7 @@ def final_state(engine: Engine, svix_names: dict[str, str]) -> dict[str, Any]:
         "user": user_state,
         "session": session_state,
         "tombstone": tombstone,
-        "redacted": sorted({(svix_names[e.svix_id], e.payload is None) for e in events}),
+        "redacted": sorted({(svix_names[e.svix_id], e.erased) for e in events}),
         "open_events": [e.svix_id for e in events if e.status in OPEN_STATUSES],
     }
 
