@@ -55,10 +55,14 @@ def close_engine() -> None:
 
 
 def send_task(name: str, args: list[Any]) -> None:
-    """The default publisher: the worker's own Celery app, routed by task name."""
+    """The default publisher: the worker's own Celery app, routed by task name.
+
+    `ignore_result` matters: without it Celery subscribes to the Redis result backend for
+    every message sent, and a publish fails when that subscription cannot be made.
+    """
     from workers.app import app
 
-    app.send_task(name, args=args)
+    app.send_task(name, args=args, ignore_result=True)
 
 
 @dataclass

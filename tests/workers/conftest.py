@@ -4,19 +4,23 @@ that keeps the follow-up tasks a real worker would have been sent."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 import redis
+from celery import Celery
 from hypothesis import HealthCheck, settings
 from sqlalchemy import Engine, text
 
-from cpn_sync.celery_config import PROCESS_EVENT, QUEUES
+from cpn_sync.celery_config import PROCESS_EVENT, QUEUES, celery_config
 from tests.conftest import APP_TABLES
+from tests.worker_process import WorkerProcess
 
 WORKER_TABLES = (*APP_TABLES, "deleted_users", "scheduled_job_runs")
 
@@ -119,3 +123,43 @@ def no_flush_wait(engine: Engine) -> Iterator[None]:
         connection.execute(text(f'ALTER DATABASE "{database}" RESET synchronous_commit'))
     engine.dispose()
     close_engine()
+
+
+def wait_until(
+    condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.2
+) -> None:
+    """Poll until `condition()` holds; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout:.0f} s: {what}")
+        time.sleep(interval)
+
+
+def status_counts(engine: Engine) -> dict[str, int]:
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT status, count(*) FROM webhook_events GROUP BY status")
+        ).all()
+    return {row[0]: row[1] for row in rows}
+
+
+@pytest.fixture(scope="session")
+def web_publisher() -> Iterator[Celery]:
+    """Publishes as the web process does: by task name, from the shared configuration only."""
+    from cpn_sync.settings import get_settings
+
+    app = Celery("test-web-publisher")
+    app.conf.update(celery_config(get_settings()))
+    yield app
+    app.close()
+
+
+@contextlib.contextmanager
+def running(process: WorkerProcess) -> Iterator[WorkerProcess]:
+    """Start; on the way out stop it (SIGKILL if it does not stop) and drop its log."""
+    try:
+        yield process.start()
+    finally:
+        process.stop()
+        process.log_path.unlink(missing_ok=True)
