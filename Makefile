@@ -38,3 +38,6 @@ format: install
 
 clean:
 	rm -rf .data .mypy_cache .ruff_cache .pytest_cache
+
+bench-workers: install
+	$(PY) benchmarks/bench_workers.py $(BENCH_ARGS)

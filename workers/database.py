@@ -69,10 +69,27 @@ def send_task(name: str, args: list[Any]) -> None:
 class UnitOfWork:
     session: Session
     follow_ups: list[tuple[str, list[Any]]] = field(default_factory=list)
+    # Clerk users stored in this transaction: the events that waited for them are released
+    # after the commit.
+    arrived_users: set[str] = field(default_factory=set)
 
     def after_commit(self, task_name: str, args: list[Any]) -> None:
         """Send `task_name(*args)` once this transaction has committed; never if it rolls back."""
         self.follow_ups.append((task_name, args))
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A part that can fail alone: its writes and its follow-ups go if it raises."""
+        mark, arrived = len(self.follow_ups), set(self.arrived_users)
+        nested = self.session.begin_nested()
+        try:
+            yield
+        except BaseException:
+            nested.rollback()
+            del self.follow_ups[mark:]
+            self.arrived_users = arrived
+            raise
+        nested.commit()
 
 
 def new_session() -> Session:

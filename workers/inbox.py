@@ -11,13 +11,16 @@ does nothing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     ColumnElement,
+    Connection,
+    Select,
     and_,
+    bindparam,
     case,
     exists,
     func,
@@ -29,8 +32,11 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import Update
 
+from cpn_sync.celery_config import PROCESS_EVENT
 from db.models import DeletedUser, WebhookEvent
+from workers.database import UnitOfWork
 from workers.handlers.context import Outcome
 from workers.locks import user_lock
 
@@ -84,53 +90,87 @@ def claim(session: Session, event_id: int) -> int | None:
 
 
 def lock_user_of(session: Session, event_id: int) -> str | None:
-    """Take the advisory lock of the event's Clerk user (before any row lock, see
-    `workers.locks`); answer the event's status, None when there is no such event."""
+    """Answer the event's status (None: no such event); when it is still open, wait for the
+    advisory lock of its Clerk user first (before any row lock, see `workers.locks`).
+
+    A final event takes no lock: a redelivered message returns at once even while a batch
+    holds the user."""
+    still_open = WebhookEvent.status.in_(OPEN_STATUSES)
     row = session.execute(
-        select(WebhookEvent.status, user_lock(CLERK_USER_ID)).where(WebhookEvent.id == event_id)
+        select(WebhookEvent.status, case((still_open, user_lock(CLERK_USER_ID)))).where(
+            WebhookEvent.id == event_id
+        )
     ).one_or_none()
     return None if row is None else str(row.status)
 
 
-def status_of(session: Session, event_id: int) -> str | None:
-    return session.scalar(select(WebhookEvent.status).where(WebhookEvent.id == event_id))
+def status_of(connection: Session | Connection, event_id: int) -> str | None:
+    return connection.scalar(select(WebhookEvent.status).where(WebhookEvent.id == event_id))
 
 
-def lock_event(session: Session, event_id: int) -> LockedEvent | None:
-    clerk_user_id = CLERK_USER_ID.label("clerk_user_id")
-    row = session.execute(
-        select(
-            WebhookEvent.id,
-            WebhookEvent.status,
-            WebhookEvent.event_type,
-            clerk_user_id,
-            WebhookEvent.payload,
-            exists().where(DeletedUser.clerk_id == CLERK_USER_ID).label("user_deleted"),
-        )
-        .where(WebhookEvent.id == event_id)
-        .with_for_update(of=WebhookEvent)
-    ).one_or_none()
-    if row is None:
-        return None
+def _locked_events(condition: ColumnElement[bool]) -> Select[Any]:
+    return select(
+        WebhookEvent.id,
+        WebhookEvent.status,
+        WebhookEvent.event_type,
+        CLERK_USER_ID.label("clerk_user_id"),
+        WebhookEvent.payload,
+        exists().where(DeletedUser.clerk_id == CLERK_USER_ID).label("user_deleted"),
+    ).where(condition)
+
+
+def _as_locked(row: Any) -> LockedEvent:
     return LockedEvent(
         row.id, row.status, row.event_type, row.clerk_user_id, row.payload, row.user_deleted
     )
 
 
+def lock_event(session: Session, event_id: int) -> LockedEvent | None:
+    row = session.execute(
+        _locked_events(WebhookEvent.id == event_id).with_for_update(of=WebhookEvent)
+    ).one_or_none()
+    return None if row is None else _as_locked(row)
+
+
+def lock_backlog(session: Session, limit: int) -> list[LockedEvent]:
+    """The oldest `received` events no other task has locked, locked for this one."""
+    rows = session.execute(
+        _locked_events(WebhookEvent.status == "received")
+        .order_by(WebhookEvent.received_at, WebhookEvent.id)
+        .limit(limit)
+        .with_for_update(of=WebhookEvent, skip_locked=True)
+    ).all()
+    return [_as_locked(row) for row in rows]
+
+
+def _build_record_outcome(count_attempt: bool) -> Update:
+    """Built once: constructing the statement costs more than running it."""
+    values: dict[str, Any] = {
+        "status": bindparam("new_status"),
+        "last_error": bindparam("note"),
+        "processed_at": case((bindparam("final", type_=Boolean), func.now()), else_=None),
+        "clerk_user_id": bindparam("user_id"),
+    }
+    if count_attempt:
+        values.update(_attempt())
+    return update(WebhookEvent).where(WebhookEvent.id == bindparam("event_id")).values(values)
+
+
+_RECORD_OUTCOME = {count: _build_record_outcome(count) for count in (True, False)}
+
+
 def record_outcome(
     session: Session, event: LockedEvent, outcome: Outcome, *, count_attempt: bool
 ) -> None:
-    final = outcome.status != "waiting"
     session.execute(
-        update(WebhookEvent)
-        .where(WebhookEvent.id == event.id)
-        .values(
-            status=outcome.status,
-            last_error=outcome.note,
-            processed_at=func.now() if final else None,
-            clerk_user_id=event.clerk_user_id,
-            **(_attempt() if count_attempt else {}),
-        )
+        _RECORD_OUTCOME[count_attempt],
+        {
+            "event_id": event.id,
+            "new_status": outcome.status,
+            "note": outcome.note,
+            "final": outcome.status != "waiting",
+            "user_id": event.clerk_user_id,
+        },
     )
 
 
@@ -159,12 +199,19 @@ def record_failure(session: Session, event_id: int, reason: str, *, count_attemp
     return result.first() is not None
 
 
-def waiting_event_ids(session: Session, clerk_user_id: str) -> Sequence[int]:
-    return session.scalars(
+def queue_released(work: UnitOfWork) -> None:
+    """Send again, after the commit, every `waiting` event of the users this transaction
+    stored (or deleted): one query for the whole transaction."""
+    if not work.arrived_users:
+        return
+    released = work.session.scalars(
         select(WebhookEvent.id).where(
-            WebhookEvent.clerk_user_id == clerk_user_id, WebhookEvent.status == "waiting"
+            WebhookEvent.clerk_user_id.in_(sorted(work.arrived_users)),
+            WebhookEvent.status == "waiting",
         )
     ).all()
+    for event_id in released:
+        work.after_commit(PROCESS_EVENT, [event_id])
 
 
 def redact_payloads(session: Session, *conditions: ColumnElement[bool]) -> int:

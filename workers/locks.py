@@ -35,6 +35,20 @@ def try_lock_user(session: Session, clerk_id: str) -> bool:
     return bool(session.execute(_TRY_LOCK, {"space": USER_KEY_SPACE, "name": clerk_id}).scalar())
 
 
+def try_lock_users(session: Session, clerk_ids: list[str]) -> list[bool]:
+    """Try every lock at once (one round trip); answer, in order, which were taken."""
+    if not clerk_ids:
+        return []
+    taken = session.execute(
+        text(
+            "SELECT pg_try_advisory_xact_lock(:space, hashtext(name)) "
+            "FROM unnest(CAST(:names AS text[])) WITH ORDINALITY AS t(name, n) ORDER BY n"
+        ),
+        {"space": USER_KEY_SPACE, "names": clerk_ids},
+    ).scalars()
+    return [bool(value) for value in taken]
+
+
 def try_lock_job(session: Session, job_name: str) -> bool:
     """True when this transaction now holds the job's lock; False when another run holds it."""
     return bool(session.execute(_TRY_LOCK, {"space": JOB_KEY_SPACE, "name": job_name}).scalar())

@@ -1,9 +1,9 @@
 """`webhooks.process_event(event_id)`: apply one stored Clerk event, once in effect.
 
-1. Claim the row (`processing`, attempts + 1) in a short transaction of its own.
-2. In one transaction: take the advisory lock of the event's Clerk user (so events of one user
-   never interleave), lock the row, dispatch by type through `HANDLERS`, record the outcome;
-   commit; then send follow-ups (released `waiting` events, hooks' tasks).
+In one transaction: take the advisory lock of the event's Clerk user (events of one user never
+interleave), lock the row, dispatch by type (`workers.dispatch`), record the outcome; while a
+backlog waits, apply more `received` events in the same transaction (`workers.backlog`);
+commit; then send follow-ups (released `waiting` events, hooks' tasks).
 
 A row that is already final makes a redelivered message a no-op. Transient errors (database or
 broker unreachable, serialization failures, deadlocks) are retried with exponential backoff and
@@ -14,46 +14,28 @@ at once, with a message that says why; `cpn-sync events replay` runs it again.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy.exc
 from celery import Task
-from pydantic import ValidationError
 
 from cpn_sync.celery_config import PROCESS_EVENT, VISIBILITY_TIMEOUT
 from cpn_sync.logs import get_logger
 from cpn_sync.settings import get_settings
 from workers import inbox
 from workers.app import app
-from workers.clerk_payloads import ClerkEvent
-from workers.database import Publish, UnitOfWork, new_session, unit_of_work
+from workers.backlog import apply_backlog
+from workers.database import Publish, get_engine, new_session, unit_of_work
+from workers.dispatch import dispatch
 from workers.errors import (
     TRANSIENT_ERRORS,
     EventNotFoundError,
     PermanentEventError,
     describe_database_error,
-    describe_validation_error,
     is_transient,
 )
-from workers.handlers.context import EventContext, Outcome
-from workers.handlers.sessions import handle_session
-from workers.handlers.users import handle_user_deleted, handle_user_upsert
 
 log = get_logger(__name__)
-
-Handler = Callable[[EventContext], Outcome]
-
-HANDLERS: dict[str, Handler] = {
-    "user.created": handle_user_upsert,
-    "user.updated": handle_user_upsert,
-    "user.deleted": handle_user_deleted,
-    "session.created": handle_session,
-    "session.pending": handle_session,
-    "session.ended": handle_session,
-    "session.removed": handle_session,
-    "session.revoked": handle_session,
-}
 
 
 def retry_countdown(retries: int, maximum: float) -> float:
@@ -66,43 +48,38 @@ def retry_countdown(retries: int, maximum: float) -> float:
     return random.uniform(ceiling / 2, ceiling)
 
 
-def dispatch(work: UnitOfWork, event: inbox.LockedEvent) -> Outcome:
-    """Choose and run the handler; answer the outcome or raise PermanentEventError."""
-    handler = HANDLERS.get(event.event_type)
-    if handler is None:
-        return Outcome("ignored", f"event type {event.event_type} is not handled")
-    if event.user_deleted and event.clerk_user_id and event.event_type != "user.deleted":
-        # Nothing of a deleted user is kept: not this late event's payload either.
-        inbox.redact_user_payloads(work.session, event.clerk_user_id)
-        return Outcome("ignored", f"user {event.clerk_user_id} was deleted; not applied")
-    if event.payload is None:
-        raise PermanentEventError(event.id, "the payload was redacted before it was applied")
-    reason = f"payload does not match a Clerk {event.event_type}: "
-    try:
-        envelope = ClerkEvent.model_validate(event.payload)
-    except ValidationError as error:
-        raise PermanentEventError(event.id, reason + describe_validation_error(error)) from error
-    try:
-        return handler(EventContext(work, event.id, envelope))
-    except ValidationError as error:  # handlers validate `data`
-        details = describe_validation_error(error, prefix="data")
-        raise PermanentEventError(event.id, reason + details) from error
+def apply_event(
+    event_id: int,
+    publish: Publish | None = None,
+    *,
+    suspect: bool = False,
+    batch_size: int | None = None,
+) -> str:
+    """Apply one event; answer its status afterwards ("already ..." when it had ended).
 
-
-def apply_event(event_id: int, publish: Publish | None = None, *, suspect: bool = False) -> str:
-    """Apply one event in one transaction; answer its status afterwards ("already ..." when
-    it had ended before). `suspect` deliveries (redelivered, or re-sent by the sweeper) count
-    their attempt in a transaction of their own first.
-
-    Transient errors propagate for the task to retry; everything else ends as an outcome.
+    `suspect` deliveries (redelivered, or re-sent by the sweeper) count their attempt in a
+    transaction of their own first, and are applied alone. Transient errors propagate for the
+    task to retry; everything else ends as an outcome.
     """
+    settings = get_settings()
+    batch_size = 1 if suspect else batch_size or settings.event_batch_size
+    if not suspect:
+        # Most messages of a backlog find their event applied by a batch: answer them without
+        # a transaction (half the round trips).
+        with get_engine().connect() as connection:
+            status = inbox.status_of(
+                connection.execution_options(isolation_level="AUTOCOMMIT"), event_id
+            )
+        if status is None:
+            raise EventNotFoundError(event_id)
+        if status in inbox.FINAL_STATUSES:
+            return f"already {status}"
     with new_session() as session:
         if suspect:
             with session.begin():
                 attempts = inbox.claim(session, event_id)
-            limit = get_settings().event_max_attempts
-            if attempts is not None and attempts > limit:
-                reason = f"gave up after {limit} attempts without an outcome"
+            if attempts is not None and attempts > settings.event_max_attempts:
+                reason = f"gave up after {settings.event_max_attempts} attempts without an outcome"
                 return _fail(event_id, reason, count_attempt=False)
         try:
             with unit_of_work(publish, session) as work:
@@ -110,12 +87,16 @@ def apply_event(event_id: int, publish: Publish | None = None, *, suspect: bool 
                 if status is None:
                     raise EventNotFoundError(event_id)
                 if status in inbox.FINAL_STATUSES:
-                    log.info("event.already_final", event_id=event_id, status=status)
                     return f"already {status}"
                 event = inbox.lock_event(session, event_id)
                 assert event is not None, "the row was there a statement ago"
+                if event.status in inbox.FINAL_STATUSES:
+                    return f"already {event.status}"
                 outcome = dispatch(work, event)
                 inbox.record_outcome(session, event, outcome, count_attempt=not suspect)
+                if batch_size > 1:
+                    apply_backlog(work, batch_size - 1)
+                inbox.queue_released(work)
         except EventNotFoundError:
             raise
         except PermanentEventError as error:
@@ -166,8 +147,8 @@ def _record_retry(event_id: int, reason: str) -> None:
     reject_on_worker_lost=True,
 )
 def process_event(self: Task[Any, Any], event_id: int, recovered: bool = False) -> None:
-    """Args `[event_id]` (webhook_events.id), as the web sends it; the sweeper adds
-    `recovered=True` for rows whose earlier message was lost."""
+    """Args `[event_id]` (webhook_events.id), as the web sends it; the sweeper sends
+    `[event_id, true]` for rows whose earlier message was lost."""
     suspect = recovered or bool((self.request.delivery_info or {}).get("redelivered"))
     try:
         apply_event(event_id, suspect=suspect)
@@ -177,11 +158,8 @@ def process_event(self: Task[Any, Any], event_id: int, recovered: bool = False) 
         retries = self.request.retries
         kind = type(error).__name__
         if retries >= (self.max_retries or 0):
-            _fail(
-                event_id,
-                f"gave up after {retries + 1} tries; last error: {kind}",
-                count_attempt=True,
-            )
+            reason = f"gave up after {retries + 1} tries; last error: {kind}"
+            _fail(event_id, reason, count_attempt=True)
             return
         _record_retry(event_id, f"try {retries + 1} failed ({kind}); retrying")
         countdown = retry_countdown(retries, get_settings().event_retry_backoff_max_seconds)

@@ -86,10 +86,14 @@ class Processor:
     def publish(self, name: str, args: list[Any]) -> None:
         self.follow_ups.append((name, args))
 
+    batch_size: int = 1  # one event per call unless a test is about batches
+
     def __call__(self, event_id: int, *, suspect: bool = False) -> str:
         from workers.process_event import apply_event
 
-        return apply_event(event_id, publish=self.publish, suspect=suspect)
+        return apply_event(
+            event_id, publish=self.publish, suspect=suspect, batch_size=self.batch_size
+        )
 
     def released(self) -> list[int]:
         return [args[0] for name, args in self.follow_ups if name == PROCESS_EVENT]

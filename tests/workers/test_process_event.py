@@ -10,8 +10,9 @@ from cpn_sync.settings import get_settings
 from db.models import WebhookEvent
 from tests.workers.conftest import Processor
 from tests.workers.factories import event_row, example, store_event, user_data, user_event
+from workers.dispatch import HANDLERS
 from workers.errors import EventNotFoundError
-from workers.process_event import HANDLERS, retry_countdown
+from workers.process_event import retry_countdown
 
 
 class TestDispatch:

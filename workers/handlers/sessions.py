@@ -15,8 +15,8 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, false, func, true
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import ColumnElement, and_, bindparam, case, false, func, true
+from sqlalchemy.dialects.postgresql import Insert, insert
 
 from db.models import UserSession
 from workers.clerk_payloads import ClerkSession, HttpRequest, SessionActivity
@@ -119,6 +119,45 @@ def _merged_times(excluded: Any) -> dict[str, ColumnElement[Any]]:
     }
 
 
+SESSION_COLUMNS = (
+    "user_id",
+    "clerk_id",
+    "session_id",
+    "user_agent",
+    "is_active",
+    *DEVICE_COLUMNS,
+    "created_at",
+    "last_active_at",
+    "expires_at",
+    "ended_at",
+)
+
+
+def _build_session_upsert(from_activity: bool) -> Insert:
+    """Built once per kind of device details (constructing costs more than running)."""
+    statement = insert(UserSession).values({name: bindparam(name) for name in SESSION_COLUMNS})
+    excluded = statement.excluded
+    stored = UserSession.__table__.c
+    device_update = {
+        # Details from `latest_activity` replace those derived from a request; otherwise an
+        # event only fills what is still unknown.
+        column: (
+            func.coalesce(excluded[column], stored[column])
+            if from_activity
+            else func.coalesce(stored[column], excluded[column])
+        )
+        for column in DEVICE_COLUMNS
+    }
+    device_update["user_agent"] = func.coalesce(stored.user_agent, excluded.user_agent)
+    return statement.on_conflict_do_update(
+        index_elements=[UserSession.session_id],
+        set_={**device_update, **_merged_times(excluded)},
+    )
+
+
+UPSERT_SESSION = {kind: _build_session_upsert(kind) for kind in (True, False)}
+
+
 def upsert_session(
     ctx: EventContext, user_id: int, data: ClerkSession, ended: bool, device: Device
 ) -> None:
@@ -132,25 +171,7 @@ def upsert_session(
         **{column: getattr(device, column) for column in DEVICE_COLUMNS},
         **session_times(data, ended, fallback),
     }
-    statement = insert(UserSession).values(values)
-    excluded = statement.excluded
-    device_update = {
-        # Details from `latest_activity` replace those derived from a request; otherwise an
-        # event only fills what is still unknown.
-        column: (
-            func.coalesce(excluded[column], UserSession.__table__.c[column])
-            if device.from_activity
-            else func.coalesce(UserSession.__table__.c[column], excluded[column])
-        )
-        for column in DEVICE_COLUMNS
-    }
-    device_update["user_agent"] = func.coalesce(UserSession.user_agent, excluded.user_agent)
-    ctx.session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[UserSession.session_id],
-            set_={**device_update, **_merged_times(excluded)},
-        )
-    )
+    ctx.session.execute(UPSERT_SESSION[device.from_activity], values)
 
 
 def handle_session(ctx: EventContext) -> Outcome:

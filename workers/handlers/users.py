@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import delete, exists, or_, select
+from sqlalchemy import bindparam, delete, exists, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import ReturningInsert
 
-from cpn_sync.celery_config import PROCESS_EVENT
 from db.models import DataMigration, DeletedUser, User
 from workers import inbox
 from workers.clerk_payloads import ClerkUser
@@ -42,6 +43,34 @@ def find_user_id(session: Session, clerk_id: str) -> int | None:
     return session.scalar(select(User.id).where(User.clerk_id == clerk_id))
 
 
+USER_COLUMNS = (
+    "clerk_id",
+    "email",
+    "email_verified",
+    "first_name",
+    "last_name",
+    "image_url",
+    "created_at",
+    "updated_at",
+    "last_sign_in_at",
+)
+
+
+def _build_user_upsert() -> ReturningInsert[Any]:
+    """Built once: constructing the statement costs more than running it."""
+    insert_user = insert(User).values({name: bindparam(name) for name in USER_COLUMNS})
+    excluded = insert_user.excluded
+    return insert_user.on_conflict_do_update(
+        constraint="unique_clerk_id",
+        set_={name: excluded[name] for name in USER_COLUMNS if name != "clerk_id"},
+        # Clerk's updated_at versions the row: an older event changes nothing.
+        where=or_(User.updated_at.is_(None), User.updated_at <= excluded.updated_at),
+    ).returning(User.id)
+
+
+UPSERT_USER = _build_user_upsert()
+
+
 def upsert_user(ctx: EventContext, user: ClerkUser) -> UpsertedUser:
     """Insert or update the row of `user`, unless the stored row is newer by Clerk's
     `updated_at`. Raises PermanentEventError when the user cannot be stored."""
@@ -60,16 +89,8 @@ def upsert_user(ctx: EventContext, user: ClerkUser) -> UpsertedUser:
         "updated_at": version,
         "last_sign_in_at": user.last_sign_in_at,
     }
-    insert_user = insert(User).values(values)
-    excluded = insert_user.excluded
-    upsert = insert_user.on_conflict_do_update(
-        constraint="unique_clerk_id",
-        set_={name: excluded[name] for name in values if name != "clerk_id"},
-        # Clerk's updated_at versions the row: an older event changes nothing.
-        where=or_(User.updated_at.is_(None), User.updated_at <= excluded.updated_at),
-    ).returning(User.id)
     try:
-        user_id = ctx.session.scalar(upsert)
+        user_id = ctx.session.scalar(UPSERT_USER, values)
     except IntegrityError as error:
         if is_unique_violation(error, "unique_email"):
             raise PermanentEventError(ctx.event_id, EMAIL_TAKEN) from error
@@ -82,9 +103,9 @@ def upsert_user(ctx: EventContext, user: ClerkUser) -> UpsertedUser:
 
 
 def release_waiting_events(ctx: EventContext, clerk_id: str) -> None:
-    """Events that waited for this user run again once this transaction has committed."""
-    for event_id in inbox.waiting_event_ids(ctx.session, clerk_id):
-        ctx.after_commit(PROCESS_EVENT, [event_id])
+    """Events that waited for this user run again once this transaction has committed
+    (found with one query for every user of the transaction, see `inbox.queue_released`)."""
+    ctx.work.arrived_users.add(clerk_id)
 
 
 def handle_user_upsert(ctx: EventContext) -> Outcome:
