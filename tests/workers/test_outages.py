@@ -64,8 +64,13 @@ def test_sigkill_mid_backlog_then_a_new_worker_applies_every_event_once(
     assert at_kill < len(event_ids), "the worker finished before it was killed"
 
     # The messages the killed worker held come back with the visibility timeout (an hour);
-    # the sweeper sends their rows again long before that.
-    quick_sweeper = {"SWEEP_RECEIVED_AFTER_SECONDS": "2", "SWEEP_INTERVAL_SECONDS": "1"}
+    # the sweeper sends their rows again long before that. No batching in the new worker, so
+    # that only the sweeper can bring those rows back.
+    quick_sweeper = {
+        "SWEEP_RECEIVED_AFTER_SECONDS": "2",
+        "SWEEP_INTERVAL_SECONDS": "1",
+        "EVENT_BATCH_SIZE": "1",
+    }
     with running(WorkerProcess(concurrency=2, extra_env=quick_sweeper)):
 
         def all_processed() -> bool:
