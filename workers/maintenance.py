@@ -24,11 +24,7 @@ from db.models import DeletedUser, User, UserSession, WebhookEvent
 from workers import inbox
 from workers.app import app
 from workers.database import Publish, UnitOfWork
-from workers.schedule import job_intervals, run_scheduled
-
-# Scheduled jobs are not retried (the next tick is the retry) and may take a few minutes.
-JOB_SOFT_TIME_LIMIT = 240
-JOB_TIME_LIMIT = 300
+from workers.schedule import register_scheduled
 
 
 def queued_messages(queue: str) -> int:
@@ -119,38 +115,11 @@ def redact_old_payloads(work: UnitOfWork, _publish: Publish) -> dict[str, int]:
     return {"redacted": inbox.redact_payloads(work.session, WebhookEvent.received_at < cutoff)}
 
 
-def _interval(task_name: str) -> float:
-    return job_intervals(get_settings())[task_name]
+SCHEDULED_JOBS = {
+    SWEEP_INBOX: sweep_inbox,
+    EXPIRE_SESSIONS: expire_sessions,
+    REDACT_PAYLOADS: redact_old_payloads,
+}
 
-
-@app.task(
-    name=SWEEP_INBOX,
-    max_retries=0,
-    acks_late=True,
-    soft_time_limit=JOB_SOFT_TIME_LIMIT,
-    time_limit=JOB_TIME_LIMIT,
-)
-def sweep_inbox_task() -> None:
-    run_scheduled(SWEEP_INBOX, _interval(SWEEP_INBOX), sweep_inbox)
-
-
-@app.task(
-    name=EXPIRE_SESSIONS,
-    max_retries=0,
-    acks_late=True,
-    soft_time_limit=JOB_SOFT_TIME_LIMIT,
-    time_limit=JOB_TIME_LIMIT,
-)
-def expire_sessions_task() -> None:
-    run_scheduled(EXPIRE_SESSIONS, _interval(EXPIRE_SESSIONS), expire_sessions)
-
-
-@app.task(
-    name=REDACT_PAYLOADS,
-    max_retries=0,
-    acks_late=True,
-    soft_time_limit=JOB_SOFT_TIME_LIMIT,
-    time_limit=JOB_TIME_LIMIT,
-)
-def redact_payloads_task() -> None:
-    run_scheduled(REDACT_PAYLOADS, _interval(REDACT_PAYLOADS), redact_old_payloads)
+for _task_name, _job in SCHEDULED_JOBS.items():
+    register_scheduled(app, _task_name, _job)

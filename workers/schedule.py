@@ -12,13 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from celery import Celery
 from sqlalchemy import ColumnElement, func, literal_column
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from cpn_sync.celery_config import EXPIRE_SESSIONS, REDACT_PAYLOADS, SWEEP_INBOX
 from cpn_sync.logs import get_logger
-from cpn_sync.settings import Settings
+from cpn_sync.settings import Settings, get_settings
 from db.models import ScheduledJobRun
 from workers.database import Publish, UnitOfWork, send_task, unit_of_work
 from workers.locks import try_lock_job
@@ -27,6 +28,9 @@ log = get_logger(__name__)
 
 # A second run of a job within this share of its interval belongs to the same tick.
 SAME_TICK_SHARE = 0.9
+# Scheduled jobs are not retried (the next tick is the retry) and may take a few minutes.
+JOB_SOFT_TIME_LIMIT = 240
+JOB_TIME_LIMIT = 300
 
 Job = Callable[[UnitOfWork, Publish], dict[str, int]]
 
@@ -77,3 +81,19 @@ def run_scheduled(
         counts = job(work, publish or send_task)
     log.info("schedule.ran", job=job_name, **counts)
     return counts
+
+
+def register_scheduled(app: Celery, task_name: str, job: Job) -> None:
+    """Make `job` the task `task_name`, run once per tick under the guard above."""
+
+    def run_job() -> None:
+        run_scheduled(task_name, job_intervals(get_settings())[task_name], job)
+
+    run_job.__name__ = run_job.__qualname__ = task_name.replace(".", "_")
+    app.task(
+        name=task_name,
+        max_retries=0,
+        acks_late=True,
+        soft_time_limit=JOB_SOFT_TIME_LIMIT,
+        time_limit=JOB_TIME_LIMIT,
+    )(run_job)

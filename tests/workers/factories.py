@@ -39,8 +39,9 @@ def email_address(address_id: str, address: str, status: str | None = "verified"
     }
 
 
-def ms(value: dt.datetime) -> int:
-    return int(value.timestamp() * 1000)
+def at_ms(value: int) -> dt.datetime:
+    """A Clerk `*_at` value (epoch milliseconds) as the aware datetime stored for it."""
+    return dt.datetime.fromtimestamp(value / 1000, tz=dt.UTC)
 
 
 def user_data(

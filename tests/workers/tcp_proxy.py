@@ -16,8 +16,11 @@ from cpn_sync.local import free_port
 
 
 class TcpProxy:
-    def __init__(self, target_host: str, target_port: int) -> None:
-        self.target = (target_host, target_port)
+    """Forwards 127.0.0.1:`port` to `target`: (host, port), or the path of a Unix socket (the
+    embedded PostgreSQL listens on one)."""
+
+    def __init__(self, target: tuple[str, int] | str) -> None:
+        self.target = target
         self.port = free_port()
         self._listener: socket.socket | None = None
         self._connections: set[socket.socket] = set()
@@ -52,7 +55,7 @@ class TcpProxy:
             except OSError:
                 return  # cut
             try:
-                server = socket.create_connection(self.target)
+                server = self._connect()
             except OSError:
                 client.close()
                 continue
@@ -60,6 +63,13 @@ class TcpProxy:
                 self._connections.update((client, server))
             for source, sink in ((client, server), (server, client)):
                 threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    def _connect(self) -> socket.socket:
+        if isinstance(self.target, str):
+            server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            server.connect(self.target)
+            return server
+        return socket.create_connection(self.target)
 
     def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         try:

@@ -133,8 +133,14 @@ def test_database_outage_during_processing_is_retried_until_it_returns(
     engine: Engine, database_url: str, web_publisher: Celery
 ) -> None:
     url = make_url(database_url)
-    with TcpProxy(url.host or "127.0.0.1", url.port or 5432) as proxy:
-        through_proxy = url.set(host="127.0.0.1", port=proxy.port)
+    socket_dir = url.query.get("host")  # the embedded server: a Unix socket
+    target: tuple[str, int] | str = (
+        f"{socket_dir}/.s.PGSQL.{url.port or 5432}"
+        if isinstance(socket_dir, str)
+        else (url.host or "127.0.0.1", url.port or 5432)
+    )
+    with TcpProxy(target) as proxy:
+        through_proxy = url.set(host="127.0.0.1", port=proxy.port).difference_update_query(["host"])
         env = {"DATABASE_URL": through_proxy.render_as_string(hide_password=False)}
         with running(WorkerProcess(concurrency=1, extra_env=env)) as worker:
             (event_id,) = store_users(engine, count=1)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import pytest
@@ -11,6 +10,7 @@ from sqlalchemy import Engine, select
 from db.models import User, UserSession
 from tests.workers.conftest import Processor
 from tests.workers.factories import (
+    at_ms,
     event_row,
     example,
     store_event,
@@ -18,7 +18,6 @@ from tests.workers.factories import (
     user_event,
 )
 
-UTC = dt.UTC
 CLERK_ID = "user_2g7np7Hrk0SN6kj5EDMLDaKNL0S"
 SESSION_ID = "sess_2g7np7Hrk0SN6kj5EDMLDaKNL0S"
 CHROME_MAC = (
@@ -29,10 +28,6 @@ IPHONE = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
     "(KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1"
 )
-
-
-def at_ms(value: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(value / 1000, tz=UTC)
 
 
 def stored_session(engine: Engine, session_id: str = SESSION_ID) -> Any:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from typing import Any
 
+import pytest
 from click.testing import CliRunner
 from sqlalchemy import Engine, func, insert, select, update
 
@@ -21,6 +23,7 @@ from db.models import (
 )
 from tests.workers.conftest import Processor, take_queued
 from tests.workers.factories import (
+    at_ms,
     deleted_event,
     email_address,
     event_row,
@@ -32,12 +35,7 @@ from tests.workers.factories import (
 )
 from workers.events_cli import events
 
-UTC = dt.UTC
 CLERK_ID = "user_2g7np7Hrk0SN6kj5EDMLDaKNL0S"  # the id in Clerk's examples
-
-
-def at_ms(value: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(value / 1000, tz=UTC)
 
 
 def user(engine: Engine, clerk_id: str = CLERK_ID) -> User | None:
@@ -350,3 +348,33 @@ class TestUserDeleted:
         process.drain()
 
         assert event_row(engine, waiting).status == "ignored"
+
+
+class TestOnboardingHook:
+    def test_hooks_run_for_a_user_created_with_onboarding_and_their_tasks_follow_the_commit(
+        self, engine: Engine, process: Processor, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from workers import hooks
+        from workers.handlers.context import EventContext
+
+        calls: list[tuple[int, str, object]] = []
+
+        def hook(ctx: EventContext, user_id: int, clerk_user: Any, onboarding: Any) -> None:
+            calls.append((user_id, clerk_user.id, onboarding))
+            ctx.after_commit("migrations.from_onboarding", [user_id])
+
+        monkeypatch.setattr(hooks, "ONBOARDING_HOOKS", [])  # restored after the test
+        hooks.ONBOARDING_HOOKS.append(hook)  # as the session-data migration registers itself
+        monkeypatch.setattr("workers.handlers.users.ONBOARDING_HOOKS", hooks.ONBOARDING_HOOKS)
+        onboarding = {"sessionDataId": "ssd_1", "profile": {"firstName": "Ana"}}
+        with_data = user_data(CLERK_ID, email="j@e.com", unsafe_metadata={"onboarding": onboarding})
+        without = user_data("user_plain", email="p@e.com")
+
+        process(store_event(engine, user_event("user.created", with_data)))
+        process(store_event(engine, user_event("user.created", without)))
+        process(store_event(engine, user_event("user.updated", with_data)))
+
+        stored = user(engine)
+        assert stored is not None
+        assert calls == [(stored.id, CLERK_ID, onboarding)]
+        assert ("migrations.from_onboarding", [stored.id]) in process.follow_ups
