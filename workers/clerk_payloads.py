@@ -10,9 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
-
-__all__ = ["ValidationError"]
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 # Above this an envelope `timestamp` is in milliseconds (10 digits = seconds until year 2286).
 _MILLISECONDS_FROM = 10**11

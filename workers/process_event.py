@@ -88,6 +88,7 @@ def apply_event(
                     raise EventNotFoundError(event_id)
                 if status in inbox.FINAL_STATUSES:
                     return f"already {status}"
+                # Read again under the row lock: a batch may have applied it while we waited.
                 event = inbox.lock_event(session, event_id)
                 assert event is not None, "the row was there a statement ago"
                 if event.status in inbox.FINAL_STATUSES:

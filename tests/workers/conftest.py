@@ -24,15 +24,18 @@ from tests.worker_process import WorkerProcess
 
 WORKER_TABLES = (*APP_TABLES, "deleted_users", "scheduled_job_runs")
 
-# CI runs the full number of examples; `HYPOTHESIS_PROFILE=dev` is quicker while editing.
+# Hypothesis profiles of these tests (applied per test, not loaded globally): CI runs the full
+# number of examples; `HYPOTHESIS_PROFILE=dev` is quicker while editing.
 settings.register_profile(
-    "ci",
+    "workers-ci",
     max_examples=200,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-settings.register_profile("dev", parent=settings.get_profile("ci"), max_examples=30)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+settings.register_profile("workers-dev", parent=settings.get_profile("workers-ci"), max_examples=30)
+HYPOTHESIS_PROFILE = settings.get_profile(
+    "workers-dev" if os.environ.get("HYPOTHESIS_PROFILE") == "dev" else "workers-ci"
+)
 
 
 def truncate_all(engine: Engine) -> None:

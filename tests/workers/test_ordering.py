@@ -13,12 +13,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, delete, insert, select
 
 from db.models import DeletedUser, User, UserSession, WebhookEvent
-from tests.workers.conftest import Processor
+from tests.workers.conftest import HYPOTHESIS_PROFILE, Processor
 from tests.workers.factories import deleted_event, inbox_row, session_event, user_data, user_event
 from workers.inbox import OPEN_STATUSES
 
@@ -175,6 +175,7 @@ def deliveries(draw: st.DrawFn) -> tuple[bool, bool, list[tuple[str, bool, bool]
 
 
 @pytest.mark.usefixtures("no_flush_wait")
+@settings(HYPOTHESIS_PROFILE)
 @given(case=deliveries())
 def test_any_order_with_duplicates_ends_as_in_order_delivery(
     engine: Engine, case: tuple[bool, bool, list[tuple[str, bool, bool]]]

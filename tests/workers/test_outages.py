@@ -87,6 +87,29 @@ def test_sigkill_mid_backlog_then_a_new_worker_applies_every_event_once(
     assert emails["user_0007"] == "u7@example.com"
 
 
+def test_sigterm_is_a_warm_shutdown_that_hands_back_what_it_had_not_started(
+    engine: Engine, web_publisher: Celery
+) -> None:
+    """No sweeper runs here: every event must come back through the queue itself."""
+    event_ids = store_users(engine, count=300)
+    for event_id in event_ids:
+        web_publisher.send_task(PROCESS_EVENT, args=[event_id], ignore_result=True)
+    one_by_one = {"EVENT_BATCH_SIZE": "1"}
+
+    first = WorkerProcess(concurrency=2, extra_env=one_by_one)
+    with running(first):
+        wait_until(lambda: status_counts(engine).get("processed", 0) >= 50, 90, "50 applied")
+        assert first.stop() == 0  # SIGTERM: finish the running tasks, then exit cleanly
+    assert status_counts(engine).get("processed", 0) < len(event_ids)
+    assert "processing" not in status_counts(engine)
+
+    with running(WorkerProcess(concurrency=2, extra_env=one_by_one)):
+        wait_until(
+            lambda: status_counts(engine) == {"processed": len(event_ids)}, 120, "all applied"
+        )
+    assert users_stored(engine) == (300, 300)
+
+
 def test_broker_outage_events_stored_meanwhile_are_swept_in_when_it_returns(
     engine: Engine, tmp_path: Path
 ) -> None:

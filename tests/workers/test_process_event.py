@@ -122,3 +122,26 @@ class TestRetryCountdown:
             assert all(ceiling / 2 <= delay <= ceiling for delay in delays)
             assert len(delays) > 1  # jitter
         assert retry_countdown(30, 10**6) <= VISIBILITY_TIMEOUT / 4
+
+
+class TestClerkTimestamps:
+    def test_envelope_timestamp_in_seconds_or_milliseconds_is_the_same_instant(self) -> None:
+        from workers.clerk_payloads import ClerkEvent
+
+        seconds = ClerkEvent.model_validate(example("user.created"))  # 1716883200
+        milliseconds = ClerkEvent.model_validate(
+            example("user.created") | {"timestamp": 1716883200000}
+        )
+
+        assert seconds.occurred_at == milliseconds.occurred_at
+        assert seconds.occurred_at is not None
+        assert seconds.occurred_at.isoformat() == "2024-05-28T08:00:00+00:00"
+
+    def test_data_times_must_be_epoch_milliseconds(
+        self, engine: Engine, process: Processor
+    ) -> None:
+        data = user_data("u1", email="a@e.com", updated_at="yesterday")
+        event_id = store_event(engine, user_event("user.created", data))
+
+        assert process(event_id) == "failed"
+        assert "data.updated_at" in event_row(engine, event_id).last_error
