@@ -13,9 +13,9 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, and_, bindparam, case, false, func, true
+from sqlalchemy import ColumnElement, Table, and_, bindparam, case, false, func, true
 from sqlalchemy.dialects.postgresql import Insert, insert
 
 from db.models import UserSession
@@ -26,6 +26,8 @@ from workers.user_agents import parse_user_agent
 
 END_EVENT_TYPES = frozenset({"session.ended", "session.removed", "session.revoked"})
 END_STATUSES = frozenset({"ended", "removed", "revoked", "expired", "abandoned", "replaced"})
+# Statements are built on the table: the mapped class would take the ORM's slower paths.
+SESSIONS = cast(Table, UserSession.__table__)
 DEVICE_COLUMNS = ("ip_address", "device_type", "browser", "location_country", "location_city")
 
 
@@ -95,20 +97,20 @@ def session_times(
 
 def _merged_times(excluded: Any) -> dict[str, ColumnElement[Any]]:
     """The same clamps as `session_times`, over the stored row and the incoming event."""
-    created = func.least(UserSession.created_at, excluded.created_at)
-    last_active = func.greatest(UserSession.last_active_at, excluded.last_active_at, created)
+    created = func.least(SESSIONS.c.created_at, excluded.created_at)
+    last_active = func.greatest(SESSIONS.c.last_active_at, excluded.last_active_at, created)
     expires = case(
-        (and_(UserSession.expires_at.is_(None), excluded.expires_at.is_(None)), None),
-        else_=func.greatest(UserSession.expires_at, excluded.expires_at, created),
+        (and_(SESSIONS.c.expires_at.is_(None), excluded.expires_at.is_(None)), None),
+        else_=func.greatest(SESSIONS.c.expires_at, excluded.expires_at, created),
     )
     ended_at = case(
-        (and_(UserSession.ended_at.is_(None), excluded.ended_at.is_(None)), None),
-        else_=func.greatest(func.least(UserSession.ended_at, excluded.ended_at), last_active),
+        (and_(SESSIONS.c.ended_at.is_(None), excluded.ended_at.is_(None)), None),
+        else_=func.greatest(func.least(SESSIONS.c.ended_at, excluded.ended_at), last_active),
     )
     is_active = case(
-        (UserSession.ended_at.is_not(None) | excluded.ended_at.is_not(None), false()),
+        (SESSIONS.c.ended_at.is_not(None) | excluded.ended_at.is_not(None), false()),
         (excluded.is_active, true()),
-        else_=UserSession.is_active,
+        else_=SESSIONS.c.is_active,
     )
     return {
         "created_at": created,
@@ -135,9 +137,9 @@ SESSION_COLUMNS = (
 
 def _build_session_upsert(from_activity: bool) -> Insert:
     """Built once per kind of device details (constructing costs more than running)."""
-    statement = insert(UserSession).values({name: bindparam(name) for name in SESSION_COLUMNS})
+    statement = insert(SESSIONS).values({name: bindparam(name) for name in SESSION_COLUMNS})
     excluded = statement.excluded
-    stored = UserSession.__table__.c
+    stored = SESSIONS.c
     device_update = {
         # Details from `latest_activity` replace those derived from a request; otherwise an
         # event only fills what is still unknown.
@@ -150,7 +152,7 @@ def _build_session_upsert(from_activity: bool) -> Insert:
     }
     device_update["user_agent"] = func.coalesce(stored.user_agent, excluded.user_agent)
     return statement.on_conflict_do_update(
-        index_elements=[UserSession.session_id],
+        index_elements=[SESSIONS.c.session_id],
         set_={**device_update, **_merged_times(excluded)},
     )
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, delete, exists, or_, select
+from sqlalchemy import Table, bindparam, delete, exists, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -57,15 +57,17 @@ USER_COLUMNS = (
 
 
 def _build_user_upsert() -> ReturningInsert[Any]:
-    """Built once: constructing the statement costs more than running it."""
-    insert_user = insert(User).values({name: bindparam(name) for name in USER_COLUMNS})
+    """Built once, on the table rather than the mapped class: constructing the statement, or
+    running it through the ORM's bulk-insert path, costs more than the database does."""
+    users = cast(Table, User.__table__)
+    insert_user = insert(users).values({name: bindparam(name) for name in USER_COLUMNS})
     excluded = insert_user.excluded
     return insert_user.on_conflict_do_update(
         constraint="unique_clerk_id",
         set_={name: excluded[name] for name in USER_COLUMNS if name != "clerk_id"},
         # Clerk's updated_at versions the row: an older event changes nothing.
-        where=or_(User.updated_at.is_(None), User.updated_at <= excluded.updated_at),
-    ).returning(User.id)
+        where=or_(users.c.updated_at.is_(None), users.c.updated_at <= excluded.updated_at),
+    ).returning(users.c.id)
 
 
 UPSERT_USER = _build_user_upsert()
