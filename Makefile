@@ -50,3 +50,6 @@ bench-ingest: install
 
 clean:
 	rm -rf .data .mypy_cache .ruff_cache .pytest_cache
+
+bench-workers: install
+	$(PY) benchmarks/bench_workers.py $(BENCH_ARGS)

@@ -14,6 +14,7 @@ from cpn_sync.cpn_cli import cpn
 from cpn_sync.restore import restore_command
 from cpn_sync.settings import SettingsError, get_settings
 from webhooks.send import send
+from workers.events_cli import events
 
 
 @click.group()
@@ -143,3 +144,4 @@ def dev(only: str) -> None:
 
 main.add_command(cpn)
 main.add_command(send)
+main.add_command(events)

@@ -271,6 +271,11 @@ class WebhookEvent(Base):
         Index("idx_webhook_events_status_received", "status", "received_at"),
         Index("idx_webhook_events_clerk_user_id", "clerk_user_id"),
         Index("idx_webhook_events_type", "event_type"),
+        Index(
+            "idx_webhook_events_unredacted",
+            "received_at",
+            postgresql_where=text("payload IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -287,3 +292,23 @@ class WebhookEvent(Base):
     received_at: Mapped[dt.datetime] = mapped_column(TZ, nullable=False, server_default=func.now())
     processed_at: Mapped[dt.datetime | None] = mapped_column(TZ)
     redacted_at: Mapped[dt.datetime | None] = mapped_column(TZ)
+    # When a worker last took the event (the sweeper's clock for rows stuck in `processing`).
+    last_attempt_at: Mapped[dt.datetime | None] = mapped_column(TZ)
+
+
+class DeletedUser(Base):
+    """Tombstone of a Clerk user deleted upstream: no later event may bring the user back."""
+
+    __tablename__ = "deleted_users"
+
+    clerk_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    deleted_at: Mapped[dt.datetime] = mapped_column(TZ, nullable=False, server_default=func.now())
+
+
+class ScheduledJobRun(Base):
+    """When each scheduled job last started: a second beat's copy of the same tick is skipped."""
+
+    __tablename__ = "scheduled_job_runs"
+
+    job_name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    last_started_at: Mapped[dt.datetime] = mapped_column(TZ, nullable=False)

@@ -12,7 +12,6 @@ from functools import lru_cache
 from typing import Any
 
 import redis
-from celery.schedules import crontab
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
@@ -22,7 +21,7 @@ from cpn_sync.celery_config import (
     CPN_RECOMPUTE_USER,
     CPN_SCAN_DIRTY,
 )
-from cpn_sync.settings import Settings, get_settings
+from cpn_sync.settings import get_settings
 from db.cpn import CpnFiguresOutOfRangeError
 from db.engine import make_engine
 from workers import cpn_jobs
@@ -92,23 +91,3 @@ def scan_dirty() -> None:
 @app.task(name=CPN_RECOMPUTE_ALL, **RETRY_OPTIONS)
 def recompute_all() -> None:
     cpn_jobs.fan_out_all(_engine(), _options(), lambda ids: recompute_chunk.delay(ids))
-
-
-def cpn_beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
-    """Beat entries; each expires before the next one fires, so an outage leaves no backlog."""
-    interval = settings.cpn_scan_interval_seconds
-    return {
-        CPN_SCAN_DIRTY: {
-            "task": CPN_SCAN_DIRTY,
-            "schedule": float(interval),
-            "options": {"expires": interval},
-        },
-        CPN_RECOMPUTE_ALL: {
-            "task": CPN_RECOMPUTE_ALL,
-            "schedule": crontab(hour=settings.cpn_nightly_hour, minute=settings.cpn_nightly_minute),
-            "options": {"expires": 3600},
-        },
-    }
-
-
-CPN_BEAT_SCHEDULE = cpn_beat_schedule(get_settings())

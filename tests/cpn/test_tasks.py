@@ -167,11 +167,14 @@ class TestScheduledJobsLock:
 
 
 def test_beat_entries_run_registered_tasks_on_the_cpn_queue() -> None:
+    from cpn_sync.settings import get_settings
     from workers.app import app
-    from workers.cpn_tasks import CPN_BEAT_SCHEDULE
+    from workers.schedule import cpn_beat_schedule
 
-    for entry in CPN_BEAT_SCHEDULE.values():
+    cpn_schedule = cpn_beat_schedule(get_settings())
+
+    for entry in cpn_schedule.values():
         assert entry["task"] in app.tasks
         assert app.amqp.router.route({}, entry["task"], (), {})["queue"].name == "cpn"
         assert entry["options"]["expires"] <= 3600
-    assert CPN_BEAT_SCHEDULE["cpn.scan_dirty"]["schedule"] == 300.0
+    assert cpn_schedule["cpn.scan_dirty"]["schedule"] == 300.0

@@ -22,7 +22,7 @@ The service's own objects (not seed tables):
   has interactions is stamped here, so the first dirty scan computes everyone.
 
 Revision ID: 0004
-Revises: 0002 (the lead relinks this to 0003 when merging)
+Revises: 0003
 Create Date: 2026-11-29
 """
 
@@ -32,7 +32,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
