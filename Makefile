@@ -34,9 +34,22 @@ pytest: install
 
 test: lint check-types pytest
 
+# BENCH_CPN_ARGS="--users 2000 --interactions 100000" for a small run
+bench-cpn: install
+	$(PY) -m benchmarks.bench_cpn $(BENCH_CPN_ARGS)
+
 format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# BENCH_ARGS="--duration 5" for a short run; BENCH_DATABASE_URL / BENCH_REDIS_URL to use servers.
+BENCH_ARGS ?=
+bench-ingest: install
+	@command -v wrk >/dev/null || apt-get install -y -qq wrk
+	$(PY) -m benchmarks.bench_ingest $(BENCH_ARGS)
+
 clean:
 	rm -rf .data .mypy_cache .ruff_cache .pytest_cache
+
+bench-workers: install
+	$(PY) benchmarks/bench_workers.py $(BENCH_ARGS)

@@ -9,8 +9,26 @@ from cpn_sync.settings import Settings
 
 QUEUES = ("webhooks", "cpn", "maintenance")
 
-# Task names: `<queue>.<what>`; the route of each follows from its prefix.
-PROCESS_EVENT = "webhooks.process_event"
+# Task names: `<queue>.<what>`; each is routed explicitly below.
+PROCESS_EVENT = "webhooks.process_event"  # args: [webhook_events.id]
+SWEEP_INBOX = "maintenance.sweep_inbox"
+EXPIRE_SESSIONS = "maintenance.expire_sessions"
+REDACT_PAYLOADS = "maintenance.redact_payloads"
+CPN_RECOMPUTE_USER = "cpn.recompute_user"
+CPN_RECOMPUTE_CHUNK = "cpn.recompute_chunk"
+CPN_RECOMPUTE_ALL = "cpn.recompute_all"
+CPN_SCAN_DIRTY = "cpn.scan_dirty"
+
+TASK_QUEUES = {
+    PROCESS_EVENT: "webhooks",
+    SWEEP_INBOX: "maintenance",
+    EXPIRE_SESSIONS: "maintenance",
+    REDACT_PAYLOADS: "maintenance",
+    CPN_RECOMPUTE_USER: "cpn",
+    CPN_RECOMPUTE_CHUNK: "cpn",
+    CPN_RECOMPUTE_ALL: "cpn",
+    CPN_SCAN_DIRTY: "cpn",
+}
 
 # Redis re-delivers a message not acknowledged within this many seconds. Every countdown, retry
 # delay and time limit stays far below it (shared/NOTES.md).
@@ -30,6 +48,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_serializer": "json",
         "accept_content": ["json"],
         "task_ignore_result": True,
-        "task_routes": {f"{queue}.*": {"queue": queue} for queue in QUEUES},
+        # Explicit routes for the known tasks; the prefix rule covers tasks other issues add.
+        "task_routes": [
+            {name: {"queue": queue} for name, queue in TASK_QUEUES.items()},
+            {f"{queue}.*": {"queue": queue} for queue in QUEUES},
+        ],
         "task_default_queue": "webhooks",
     }

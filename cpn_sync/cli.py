@@ -10,8 +10,11 @@ import click
 
 from cpn_sync import logs
 from cpn_sync.backup import backup_command
+from cpn_sync.cpn_cli import cpn
 from cpn_sync.restore import restore_command
 from cpn_sync.settings import SettingsError, get_settings
+from webhooks.send import send
+from workers.events_cli import events
 from workers.sessions_cli import sessions
 
 
@@ -45,18 +48,9 @@ def migrate() -> None:
 @main.command()
 def web() -> None:
     """Serve HTTP on $PORT with $WEB_CONCURRENCY uvicorn workers."""
-    import uvicorn
+    from webhooks.server import serve
 
-    settings = get_settings()
-    uvicorn.run(
-        "webhooks.app:app",
-        host="0.0.0.0",  # noqa: S104 - a container's port is published on purpose
-        port=settings.port,
-        workers=settings.web_concurrency,
-        log_level=settings.log_level.lower(),
-        access_log=False,
-        proxy_headers=True,
-    )
+    serve(get_settings())
 
 
 @main.command()
@@ -148,3 +142,8 @@ def dev(only: str) -> None:
         if redis is not None or pg_handle is not None:
             click.echo("embedded servers stopped")
     sys.exit(status)
+
+
+main.add_command(cpn)
+main.add_command(send)
+main.add_command(events)

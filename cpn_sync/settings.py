@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 
@@ -55,8 +56,31 @@ class Settings(BaseSettings):
     worker_queues: str = "webhooks,cpn,maintenance"
     webhook_max_bytes: int = Field(default=1024 * 1024, ge=1024)
     webhook_retention_days: int = Field(default=30, ge=1)
+    webhook_commit_batch: int = Field(default=256, ge=1)
+    webhook_inbox_writers: int = Field(default=2, ge=1)
     db_pool_size: int = Field(default=10, ge=1)
     data_dir: Path = Path(".data")
+    # CPN results (README "CPN results").
+    cpn_chunk_size: int = Field(default=1000, ge=1, le=10_000)
+    cpn_coalesce_seconds: float = Field(default=5.0, ge=0, le=600)
+    cpn_scan_interval_seconds: int = Field(default=300, ge=10)
+    cpn_nightly_hour: int = Field(default=3, ge=0, le=23)
+    cpn_nightly_minute: int = Field(default=17, ge=0, le=59)
+    cpn_min_interactions: int = Field(default=3, ge=1)
+    cpn_cost_per_nut_threshold: Decimal = Field(default=Decimal("100.00"), ge=0)
+    cpn_nuts_per_hour_threshold: Decimal = Field(default=Decimal("0.500"), ge=0)
+    cpn_weekday_min_interactions: int = Field(default=7, ge=2)
+    # Event processing (workers/): retries, the inbox sweeper and the beat schedule.
+    event_max_retries: int = Field(default=8, ge=0, le=20)
+    event_retry_backoff_max_seconds: int = Field(default=300, ge=1, le=900)
+    event_max_attempts: int = Field(default=20, ge=1)
+    event_batch_size: int = Field(default=50, ge=1, le=1000)
+    sweep_received_after_seconds: int = Field(default=30, ge=0)
+    sweep_processing_after_seconds: int = Field(default=3600, ge=0)
+    sweep_batch_size: int = Field(default=1000, ge=1)
+    sweep_interval_seconds: float = Field(default=60, gt=0)
+    session_expiry_interval_seconds: float = Field(default=300, gt=0)
+    payload_redaction_interval_seconds: float = Field(default=3600, gt=0)
 
     @field_validator("database_url")
     @classmethod

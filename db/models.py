@@ -19,6 +19,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
+    Identity,
     Index,
     Integer,
     Numeric,
@@ -137,6 +138,9 @@ class UserCpnResult(Base):
         Index("idx_user_cpn_results_user_id", "user_id"),
         Index("idx_user_cpn_results_clerk_id", "clerk_id"),
         Index("idx_user_cpn_results_calculated_at", "calculated_at"),
+        # Added by migration 0004: the share page's key, and each user's latest row.
+        Index("idx_user_cpn_results_share_token", "share_token", unique=True),
+        Index("idx_user_cpn_results_user_latest", "user_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -158,9 +162,27 @@ class UserCpnResult(Base):
     calculation_period_end: Mapped[dt.date | None] = mapped_column(Date)
     recommendations: Mapped[Any | None] = mapped_column(JSONB)
     shareable_graphic_url: Mapped[str | None] = mapped_column(Text)
+    share_token: Mapped[str | None] = mapped_column(Text)
     calculated_at: Mapped[dt.datetime | None] = _now()
     created_at: Mapped[dt.datetime | None] = _now()
     updated_at: Mapped[dt.datetime | None] = _now()
+
+
+class UserInteractionChange(Base):
+    """A user whose interactions changed since their CPN result was last computed.
+
+    Stamped by a statement-level trigger on `user_interactions` (migration 0004), consumed by
+    the recompute that saw the change; `change_id` tells a later change from the one consumed.
+    """
+
+    __tablename__ = "user_interaction_changes"
+
+    user_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    # An identity: the stamping trigger sets it back to DEFAULT, i.e. the next value.
+    change_id: Mapped[int] = mapped_column(BigInteger, Identity(always=False), nullable=False)
+    changed_at: Mapped[dt.datetime] = mapped_column(TZ, nullable=False, server_default=func.now())
 
 
 class UserSession(Base):
@@ -257,6 +279,11 @@ class WebhookEvent(Base):
         Index("idx_webhook_events_status_received", "status", "received_at"),
         Index("idx_webhook_events_clerk_user_id", "clerk_user_id"),
         Index("idx_webhook_events_type", "event_type"),
+        Index(
+            "idx_webhook_events_unredacted",
+            "received_at",
+            postgresql_where=text("payload IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -273,3 +300,23 @@ class WebhookEvent(Base):
     received_at: Mapped[dt.datetime] = mapped_column(TZ, nullable=False, server_default=func.now())
     processed_at: Mapped[dt.datetime | None] = mapped_column(TZ)
     redacted_at: Mapped[dt.datetime | None] = mapped_column(TZ)
+    # When a worker last took the event (the sweeper's clock for rows stuck in `processing`).
+    last_attempt_at: Mapped[dt.datetime | None] = mapped_column(TZ)
+
+
+class DeletedUser(Base):
+    """Tombstone of a Clerk user deleted upstream: no later event may bring the user back."""
+
+    __tablename__ = "deleted_users"
+
+    clerk_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    deleted_at: Mapped[dt.datetime] = mapped_column(TZ, nullable=False, server_default=func.now())
+
+
+class ScheduledJobRun(Base):
+    """When each scheduled job last started: a second beat's copy of the same tick is skipped."""
+
+    __tablename__ = "scheduled_job_runs"
+
+    job_name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    last_started_at: Mapped[dt.datetime] = mapped_column(TZ, nullable=False)

@@ -1,20 +1,51 @@
-"""The Starlette application that the `web` process serves."""
+"""The Starlette application that the `web` process serves (`webhooks.app:app`).
+
+Settings are read when the application starts (the lifespan), not when it is imported, so that
+tests and the command line choose the environment first.
+"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from cpn_sync import logs
+from cpn_sync.settings import Settings, get_settings
+from webhooks import share
+from webhooks.clerk import receive_clerk_webhook
+from webhooks.health import healthz, metrics_endpoint, readyz
+from webhooks.services import Services
 
-async def healthz(_request: Request) -> Response:
-    """Liveness: answers while the process runs, whatever its dependencies say."""
-    return JSONResponse({"status": "ok"})
+log = logs.get_logger(__name__)
 
 
-def create_app() -> Starlette:
-    return Starlette(routes=[Route("/healthz", healthz, methods=["GET"])])
+def create_app(settings: Settings | None = None, *, gauge_max_age: float = 5.0) -> Starlette:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        chosen = settings or get_settings()
+        logs.configure(chosen.log_level, chosen.log_format)  # uvicorn's workers are new processes
+        app.state.services = await Services.open(chosen, gauge_max_age=gauge_max_age)
+        app.state.db_engine = app.state.services.engine  # the share pages read through it
+        log.info("web.started")
+        try:
+            yield
+        finally:
+            await app.state.services.close()
+            log.info("web.stopped")
+
+    return Starlette(
+        routes=[
+            Route("/webhooks/clerk", receive_clerk_webhook, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics_endpoint, methods=["GET"]),
+            *share.routes,
+        ],
+        lifespan=lifespan,
+    )
 
 
 app = create_app()

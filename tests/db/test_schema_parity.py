@@ -30,6 +30,13 @@ UNIQUE_SESSION_ID = "0001: user_sessions.session_id is unique, sessions are upse
 SET_NULL_MIGRATIONS = (
     "0001: data_migrations.user_id is ON DELETE SET NULL, deleting a user must not fail on it"
 )
+SHARE_TOKEN = (
+    "0004: user_cpn_results.share_token, the unguessable token of each result's share link (unique)"
+)
+LATEST_RESULT_INDEX = (
+    "0004: idx_user_cpn_results_user_latest (user_id, id) finds each user's latest result in "
+    "one lookup as the history grows"
+)
 COMPLETED_SESSION_ONCE = (
     "0005: a session's onboarding data completes at most once per user; concurrent deliveries "
     "cannot both complete"
@@ -72,6 +79,14 @@ ALLOWED_DIFFERENCES: dict[str, str] = {
     "AS data_migrations_user_id_fkey' != "
     "head 'REFERENCES users(id) ON DELETE SET NULL ON UPDATE NO ACTION "
     "AS data_migrations_user_id_fkey'": SET_NULL_MIGRATIONS,
+    "user_cpn_results column share_token: only in head (text)": SHARE_TOKEN,
+    "user_cpn_results coverage unique (share_token): only in head": SHARE_TOKEN,
+    "user_cpn_results unique (share_token): only in head": SHARE_TOKEN,
+    "user_cpn_results index idx_user_cpn_results_share_token: only in head "
+    "(unique index USING btree (share_token))": SHARE_TOKEN,
+    "user_cpn_results coverage non-unique (user_id, id): only in head": LATEST_RESULT_INDEX,
+    "user_cpn_results index idx_user_cpn_results_user_latest: only in head "
+    "(index USING btree (user_id, id))": LATEST_RESULT_INDEX,
     "data_migrations index idx_data_migrations_completed_session: only in head "
     f"(unique index USING btree {_COMPLETED_SESSION_INDEX})": COMPLETED_SESSION_ONCE,
     f"data_migrations coverage unique {_COMPLETED_SESSION_INDEX}: only in head": (
@@ -82,6 +97,9 @@ ALLOWED_DIFFERENCES: dict[str, str] = {
 # Tables of the service's own, beside the seed's; each names the migration that adds it.
 SERVICE_TABLES: dict[str, str] = {
     "webhook_events": "0002: the inbox of verified Clerk deliveries (DESIGN.md section 2)",
+    "deleted_users": "0003: tombstones of users deleted in Clerk (DESIGN.md section 3)",
+    "scheduled_job_runs": "0003: when each beat job last ran, so two beats never run a tick twice",
+    "user_interaction_changes": "0004: per-user change stamps for the CPN dirty scan",
 }
 
 

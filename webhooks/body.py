@@ -1,0 +1,30 @@
+"""Reading a request body with a hard size limit, whatever `Content-Length` says or omits."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+
+from webhooks.errors import Reason, RejectionError
+
+
+def _too_large(limit: int) -> RejectionError:
+    return RejectionError(Reason.TOO_LARGE, f"body is larger than {limit} bytes")
+
+
+async def read_limited_body(request: Request, limit: int) -> bytes:
+    """The whole body, or `RejectionError` (413) as soon as it passes `limit` bytes.
+
+    A declared length over the limit is refused before reading anything; a missing or lying one
+    is caught by counting, so at most `limit` bytes plus one chunk are ever held in memory.
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)

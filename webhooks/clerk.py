@@ -1,0 +1,76 @@
+"""`POST /webhooks/clerk`: read at most WEBHOOK_MAX_BYTES, verify, parse, store, answer.
+
+`200 accepted` only once the row is committed; `200 duplicate` for an svix id already stored;
+4xx (nothing stored) for a delivery that is too large, unsigned or not a Clerk event; `503` when
+the row could not be written, so that Clerk delivers it again. The task message is published by
+the inbox's writer after the commit, never by the request.
+"""
+
+from __future__ import annotations
+
+import time
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from cpn_sync.logs import get_logger
+from webhooks import metrics
+from webhooks.body import read_limited_body
+from webhooks.envelope import parse_envelope
+from webhooks.errors import WebhookError
+from webhooks.inbox import InboxEntry
+from webhooks.services import services
+from webhooks.signature import MAX_SVIX_ID_LENGTH, delivery_id
+
+log = get_logger(__name__)
+
+
+async def receive_clerk_webhook(request: Request) -> Response:
+    started = time.perf_counter()
+    found = services(request)
+    event_type: str | None = None
+    try:
+        body = await read_limited_body(request, found.settings.webhook_max_bytes)
+        headers = dict(request.headers.items())  # one pass over the raw header list
+        svix_id = found.verifier.verify(body, headers)
+        envelope = parse_envelope(body, svix_id)
+        event_type = envelope.type
+        event_id = await found.inbox.store(
+            InboxEntry(
+                svix_id=svix_id,
+                event_type=envelope.type,
+                clerk_user_id=envelope.clerk_user_id,
+                payload=body.decode(),
+                occurred_at_ms=envelope.occurred_at_ms,
+            )
+        )
+    except WebhookError as error:
+        latency = time.perf_counter() - started
+        metrics.REJECTED.labels(reason=error.reason.value).inc()
+        metrics.REQUEST_SECONDS.observe(latency)
+        # A 503 is ours to look at; a 4xx is the sender's.
+        (log.warning if error.status >= 500 else log.info)(
+            "webhook.rejected",
+            svix_id=(error.svix_id or delivery_id(request.headers) or "")[:MAX_SVIX_ID_LENGTH],
+            event_type=event_type,
+            outcome="rejected",
+            reason=error.reason.value,
+            status=error.status,
+            latency_ms=round(latency * 1000, 2),
+        )
+        return JSONResponse({"error": error.reason.value, "detail": error.detail}, error.status)
+
+    outcome = "duplicate" if event_id is None else "accepted"
+    (metrics.DUPLICATES if event_id is None else metrics.ACCEPTED).inc()
+    latency = time.perf_counter() - started
+    metrics.REQUEST_SECONDS.observe(latency)
+    log.info(
+        f"webhook.{outcome}",
+        svix_id=svix_id,
+        event_type=event_type,
+        event_id=event_id,
+        outcome=outcome,
+        status=200,
+        latency_ms=round(latency * 1000, 2),
+    )
+    return JSONResponse({"status": outcome, "id": svix_id})

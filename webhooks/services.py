@@ -1,0 +1,73 @@
+"""What the web process opens at startup and closes at shutdown (the Starlette lifespan).
+
+One async engine (pooled psycopg 3 connections), the group-committing inbox, the publishing
+thread, the signature verifier and the inbox gauges. Requests reach them through `app.state`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.requests import Request
+
+from cpn_sync.settings import Settings, SettingsError
+from db.engine import make_async_engine
+from webhooks.inbox import Inbox
+from webhooks.metrics import InboxGauges
+from webhooks.publisher import Publisher
+from webhooks.signature import SignatureVerifier
+
+APPLICATION_NAME = "cpn-sync-web"  # how operators find the web process in pg_stat_activity
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: AsyncEngine
+    verifier: SignatureVerifier
+    inbox: Inbox
+    publisher: Publisher
+    gauges: InboxGauges
+
+    @classmethod
+    async def open(cls, settings: Settings, *, gauge_max_age: float = 5.0) -> Services:
+        verifier = SignatureVerifier(settings.webhook_secrets)  # a bad secret fails startup
+        if settings.webhook_inbox_writers >= settings.db_pool_size:
+            raise SettingsError(
+                "WEBHOOK_INBOX_WRITERS must be below DB_POOL_SIZE: each writer keeps a "
+                "connection, and readiness checks and metrics need one too"
+            )
+        engine = make_async_engine(
+            settings.require_database_url(),
+            pool_size=settings.db_pool_size,
+            max_overflow=0,
+            pool_timeout=5,
+            # Every statement of the web process is one self-contained write or read: autocommit
+            # saves the BEGIN and COMMIT round trips, and a statement that returned is durable.
+            isolation_level="AUTOCOMMIT",
+            connect_args={"connect_timeout": 5, "application_name": APPLICATION_NAME},
+        )
+        publisher = Publisher(settings)
+        inbox = Inbox(
+            engine,
+            publisher.submit,
+            batch_size=settings.webhook_commit_batch,
+            writers=settings.webhook_inbox_writers,
+        )
+        publisher.start()
+        await inbox.start()
+        gauges = InboxGauges(engine, max_age=gauge_max_age)
+        return cls(settings, engine, verifier, inbox, publisher, gauges)
+
+    async def close(self) -> None:
+        """Finish queued writes, then publish what they produced, then close the pool."""
+        await self.inbox.close()
+        await asyncio.to_thread(self.publisher.close)
+        await self.engine.dispose()
+
+
+def services(request: Request) -> Services:
+    found: Services = request.app.state.services
+    return found

@@ -1,0 +1,125 @@
+"""One SQLAlchemy engine per worker process, one session per task, and the unit of work that
+owns the transaction: it commits or rolls back, and sends follow-up tasks only after a commit.
+
+Handlers and queries flush, never commit. Follow-ups queued in a transaction that rolls back
+are dropped with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from kombu.exceptions import OperationalError as BrokerOperationalError
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from cpn_sync.logs import get_logger
+from cpn_sync.settings import get_settings
+from db.engine import make_engine
+
+log = get_logger(__name__)
+
+Publish = Callable[[str, list[Any]], None]
+
+_engine: Engine | None = None
+
+
+def get_engine() -> Engine:
+    """The process's engine, created on first use (after the prefork fork, in a child)."""
+    global _engine
+    if _engine is None:
+        settings = get_settings()
+        _engine = make_engine(
+            settings.require_database_url(),
+            pool_size=settings.db_pool_size,
+            pool_recycle=1800,
+        )
+    return _engine
+
+
+def dispose_engine_after_fork() -> None:
+    """Drop connections inherited from the parent without closing them under its feet."""
+    if _engine is not None:
+        _engine.dispose(close=False)
+
+
+def close_engine() -> None:
+    """Close the process's connections (at exit; a later use opens new ones)."""
+    global _engine
+    if _engine is not None:
+        _engine.dispose()
+        _engine = None
+
+
+def send_task(name: str, args: list[Any]) -> None:
+    """The default publisher: the worker's own Celery app, routed by task name.
+
+    `ignore_result` matters: without it Celery subscribes to the Redis result backend for
+    every message sent, and a publish fails when that subscription cannot be made.
+    """
+    from workers.app import app
+
+    app.send_task(name, args=args, ignore_result=True)
+
+
+@dataclass
+class UnitOfWork:
+    session: Session
+    follow_ups: list[tuple[str, list[Any]]] = field(default_factory=list)
+    # Clerk users stored in this transaction: the events that waited for them are released
+    # after the commit.
+    arrived_users: set[str] = field(default_factory=set)
+
+    def after_commit(self, task_name: str, args: list[Any]) -> None:
+        """Send `task_name(*args)` once this transaction has committed; never if it rolls back."""
+        self.follow_ups.append((task_name, args))
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A part that can fail alone: its writes and its follow-ups go if it raises."""
+        mark, arrived = len(self.follow_ups), set(self.arrived_users)
+        nested = self.session.begin_nested()
+        try:
+            yield
+        except BaseException:
+            nested.rollback()
+            del self.follow_ups[mark:]
+            self.arrived_users = arrived
+            raise
+        nested.commit()
+
+
+def new_session() -> Session:
+    return Session(get_engine(), expire_on_commit=False)
+
+
+@contextmanager
+def unit_of_work(
+    publish: Publish | None = None, session: Session | None = None
+) -> Iterator[UnitOfWork]:
+    """One transaction: commit on success, roll back on any exception, then send the
+    follow-ups. On a session of its own unless the caller lends one (and closes it)."""
+    work = UnitOfWork(session or new_session())
+    try:
+        yield work
+        work.session.commit()
+    except BaseException:
+        work.session.rollback()
+        raise
+    finally:
+        if session is None:
+            work.session.close()
+    send_follow_ups(work.follow_ups, publish or send_task)
+
+
+def send_follow_ups(follow_ups: list[tuple[str, list[Any]]], publish: Publish) -> None:
+    """Committed work stays committed when the broker is down: every follow-up has a periodic
+    safety net (the inbox sweeper), so a failed send is logged and the others still go."""
+    for name, args in follow_ups:
+        try:
+            publish(name, args)
+        except BrokerOperationalError as error:
+            log.warning("followup.not_sent", task=name, args=args, error=type(error).__name__)
