@@ -15,8 +15,9 @@ from typing import Any
 
 from workers.clerk_payloads import ClerkUser
 from workers.handlers.context import EventContext
+from workers.onboarding_hook import migrate_onboarding
 
 # (ctx, users.id, the Clerk user, the onboarding object) -> None
 OnboardingHook = Callable[[EventContext, int, ClerkUser, Any], None]
 
-ONBOARDING_HOOKS: list[OnboardingHook] = []
+ONBOARDING_HOOKS: list[OnboardingHook] = [migrate_onboarding]

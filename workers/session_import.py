@@ -23,10 +23,13 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, Operation
 from sqlalchemy.orm import Session
 
 from db.models import User
+from workers.handlers.users import is_deleted
+from workers.locks import lock_user
 from workers.onboarding_models import describe, field_errors_of, text_rule
 from workers.session_migration import MigrationOutcome, migrate_session_data
 
 EMAIL_TAKEN = "its email address already belongs to another user"
+USER_DELETED = "the user was deleted in Clerk (deleted_users); a deleted user is not created again"
 
 
 class ImportLine(BaseModel):
@@ -113,6 +116,10 @@ def _import_line(session: Session, raw: bytes) -> tuple[int, MigrationOutcome]:
     except ValidationError as error:
         errors = field_errors_of(error, lambda loc: ".".join(map(str, loc)) or "line")
         raise LineRejected(describe(errors)) from None
+    # The user's events wait meanwhile (and this line waits for an event in progress).
+    lock_user(session, line.clerk_id)
+    if is_deleted(session, line.clerk_id):
+        raise LineRejected(USER_DELETED)
     user_id = _existing_or_new_user(session, line)
     outcome = migrate_session_data(
         session, clerk_id=line.clerk_id, user_id=user_id, onboarding=line.session_data

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from cpn_sync.logs import get_logger
 from db.models import DataMigration, UserInteraction, UserProfile
+from workers.locks import lock_user
 from workers.session_migration import (
     MIGRATION_TYPE,
     PROFILE_COLUMNS,
@@ -81,6 +82,11 @@ def rollback_migration(
     session: Session, migration_id: int, *, force: bool = False
 ) -> RollbackResult:
     """Undo a completed migration; raises a `RollbackError` (and changes nothing) otherwise."""
+    clerk_id = session.scalar(
+        select(DataMigration.clerk_id).where(DataMigration.id == migration_id)
+    )
+    if clerk_id is not None:
+        lock_user(session, clerk_id)  # the user's lock before any row lock, as events take them
     row = session.scalar(
         select(DataMigration).where(DataMigration.id == migration_id).with_for_update()
     )

@@ -17,6 +17,7 @@ import click
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from cpn_sync import logs
 from cpn_sync.settings import SettingsError, get_settings
 from db.models import DataMigration
 
@@ -65,11 +66,13 @@ def import_command(file: Path) -> None:
     Each line commits on its own; bad lines are reported and skipped. Exit status 1 when any
     line failed.
     """
-    from workers.session_recompute import RecomputeRequests
     from workers.session_import import ImportAborted, import_lines
+    from workers.session_recompute import RecomputeRequests
 
     # The report tells the operator about every line; per-line INFO logs would only bury it.
-    logging.getLogger("workers.session_migration").setLevel(logging.WARNING)
+    settings = get_settings()
+    if logging.getLevelNamesMapping().get(settings.log_level, logging.INFO) == logging.INFO:
+        logs.configure("WARNING", settings.log_format)
     recompute = RecomputeRequests()
     with file.open("rb") as counting:
         total = sum(1 for _ in counting)

@@ -27,6 +27,7 @@ from workers.session_migration import migrate_session_data
 
 CLI = str(Path(sys.executable).parent / "cpn-sync")
 Requests = Callable[[], list[tuple[str, list[Any]]]]
+REQUEST_KEYS = "cpn:recompute-requested:*"  # workers.cpn_requests.request_key of any user
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -46,10 +47,15 @@ def invoke(*args: str) -> Result:
 
 @pytest.fixture
 def recompute_requests(redis_url: str) -> Iterator[Requests]:
-    """The messages sent to the `cpn` queue during the test, as (task name, args); the queue is
-    emptied before and after (no worker consumes it here)."""
+    """The messages sent to the `cpn` queue during the test, as (task name, args). The queue and
+    the CPN feature's coalescing keys are emptied before and after (no worker consumes the queue
+    here, and user ids start again after each test)."""
     client = redis.Redis.from_url(redis_url)
-    client.delete("cpn")
+
+    def empty() -> None:
+        client.delete("cpn", *client.scan_iter(REQUEST_KEYS))
+
+    empty()
 
     def read() -> list[tuple[str, list[Any]]]:
         messages = [json.loads(raw) for raw in reversed(client.lrange("cpn", 0, -1))]
@@ -59,7 +65,7 @@ def recompute_requests(redis_url: str) -> Iterator[Requests]:
         ]
 
     yield read
-    client.delete("cpn")
+    empty()
     client.close()
 
 

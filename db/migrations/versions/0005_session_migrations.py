@@ -7,7 +7,7 @@ waits for the first transaction and then fails on this index, and its writes are
 Failed and rolled-back rows stay outside the index (a failed attempt may be retried).
 
 Revision ID: 0005
-Revises: 0002
+Revises: 0004
 Create Date: 2026-11-30
 """
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005"
-down_revision = "0002"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
