@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import func, select
@@ -13,6 +14,8 @@ from sqlalchemy.orm import Session
 from db.models import DataMigration, User, UserInteraction, UserProfile
 from workers.onboarding_models import utc_today
 
+# The CPN requests a test saw: (task name, args), oldest first.
+Requests = Callable[[], list[tuple[str, list[Any]]]]
 PAST_DATE = (utc_today() - dt.timedelta(days=10)).isoformat()
 
 

@@ -3,31 +3,26 @@ a subprocess (import) or click's runner (rollback, list), against the real datab
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import socket
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from click.testing import CliRunner, Result
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from cpn_sync.cli import main
 from db.models import DataMigration, User, UserInteraction, UserProfile
-from tests.migration.factories import entry, make_user, onboarding
+from tests.migration.factories import Requests, entry, make_user, onboarding
 from tests.migration.jsonl_export import TAKEN_EMAIL, build_export
 from workers.session_migration import migrate_session_data
 
 CLI = str(Path(sys.executable).parent / "cpn-sync")
-Requests = Callable[[], list[tuple[str, list[Any]]]]
-REQUEST_KEYS = "cpn:recompute-requested:*"  # workers.cpn_requests.request_key of any user
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -43,30 +38,6 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
 
 def invoke(*args: str) -> Result:
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
-
-
-@pytest.fixture
-def recompute_requests(redis_url: str) -> Iterator[Requests]:
-    """The messages sent to the `cpn` queue during the test, as (task name, args). The queue and
-    the CPN feature's coalescing keys are emptied before and after (no worker consumes the queue
-    here, and user ids start again after each test)."""
-    client = redis.Redis.from_url(redis_url)
-
-    def empty() -> None:
-        client.delete("cpn", *client.scan_iter(REQUEST_KEYS))
-
-    empty()
-
-    def read() -> list[tuple[str, list[Any]]]:
-        messages = [json.loads(raw) for raw in reversed(client.lrange("cpn", 0, -1))]
-        return [
-            (message["headers"]["task"], json.loads(base64.b64decode(message["body"]))[0])
-            for message in messages
-        ]
-
-    yield read
-    empty()
-    client.close()
 
 
 def report(migrated: int, skipped: int, failures: list[str]) -> list[str]:
