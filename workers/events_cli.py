@@ -22,7 +22,9 @@ DATETIME_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m
 
 
 @contextmanager
-def _engine() -> Iterator[Engine]:
+def command_engine() -> Iterator[Engine]:
+    """An engine for one command (the `events` and `sessions` groups); a missing
+    DATABASE_URL is a one-line error."""
     from db.engine import make_engine
 
     try:
@@ -43,7 +45,8 @@ def _utc(value: dt.datetime | None) -> dt.datetime | None:
     return value.replace(tzinfo=dt.UTC)
 
 
-def _when(value: dt.datetime | None) -> str:
+def utc_text(value: dt.datetime | None) -> str:
+    """A time for a command's table: UTC, to the second; `-` for none."""
     return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S") if value else "-"
 
 
@@ -68,7 +71,7 @@ def list_events(
         query = query.where(WebhookEvent.event_type == event_type)
     if since:
         query = query.where(WebhookEvent.received_at >= _utc(since))
-    with _engine() as engine, engine.connect() as connection:
+    with command_engine() as engine, engine.connect() as connection:
         rows = connection.execute(query.limit(limit)).all()
     click.echo(
         f"{'id':>8}  {'svix_id':<32}  {'type':<18}  {'status':<10}  {'tries':>5}  "
@@ -78,8 +81,8 @@ def list_events(
         error = (row.last_error or "").replace("\n", " ")
         click.echo(
             f"{row.id:>8}  {row.svix_id:<32}  {row.event_type:<18}  {row.status:<10}  "
-            f"{row.attempts:>5}  {_when(row.received_at):<19}  {_when(row.processed_at):<19}  "
-            f"{error[:80]}"
+            f"{row.attempts:>5}  {utc_text(row.received_at):<19}  "
+            f"{utc_text(row.processed_at):<19}  {error[:80]}"
         )
     click.echo(f"{len(rows)} event(s)")
 
@@ -89,7 +92,7 @@ def list_events(
 @click.option("--payload", "with_payload", is_flag=True, help="Also print the stored payload.")
 def show(svix_id: str, with_payload: bool) -> None:
     """One event by its svix id."""
-    with _engine() as engine, engine.connect() as connection:
+    with command_engine() as engine, engine.connect() as connection:
         row = connection.execute(
             select(WebhookEvent).where(WebhookEvent.svix_id == svix_id)
         ).one_or_none()
@@ -103,11 +106,11 @@ def show(svix_id: str, with_payload: bool) -> None:
         ("status", row.status),
         ("attempts", row.attempts),
         ("last_error", row.last_error or "-"),
-        ("occurred_at", _when(row.occurred_at)),
-        ("received_at", _when(row.received_at)),
-        ("last_attempt_at", _when(row.last_attempt_at)),
-        ("processed_at", _when(row.processed_at)),
-        ("redacted_at", _when(row.redacted_at)),
+        ("occurred_at", utc_text(row.occurred_at)),
+        ("received_at", utc_text(row.received_at)),
+        ("last_attempt_at", utc_text(row.last_attempt_at)),
+        ("processed_at", utc_text(row.processed_at)),
+        ("redacted_at", utc_text(row.redacted_at)),
     ]
     for name, value in fields:
         click.echo(f"{name + ':':<17}{value}")
@@ -136,7 +139,7 @@ def replay(svix_id: str | None, status: str | None, event_type: str | None) -> N
         else [WebhookEvent.status == status]
         + ([WebhookEvent.event_type == event_type] if event_type else [])
     )
-    with _engine() as engine, engine.begin() as connection:
+    with command_engine() as engine, engine.begin() as connection:
         matched = connection.scalar(
             select(func.count()).select_from(WebhookEvent).where(*conditions)
         )

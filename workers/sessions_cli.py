@@ -5,7 +5,6 @@ Output names ids, statuses, counts and rule failures; never a name, an email or 
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import sys
 from collections.abc import Iterator
@@ -18,30 +17,17 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from cpn_sync import logs
-from cpn_sync.settings import SettingsError, get_settings
+from cpn_sync.settings import get_settings
 from db.models import DataMigration
+from workers.events_cli import command_engine, utc_text
 
 MIGRATION_STATUSES = ("pending", "completed", "failed", "rolled_back")
 
 
 @contextmanager
 def _session() -> Iterator[Session]:
-    from db.engine import make_engine
-
-    try:
-        url = get_settings().require_database_url()
-    except SettingsError as error:
-        raise click.ClickException(str(error)) from error
-    engine = make_engine(url)
-    try:
-        with Session(engine, expire_on_commit=False) as session:
-            yield session
-    finally:
-        engine.dispose()
-
-
-def _when(value: dt.datetime | None) -> str:
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+    with command_engine() as engine, Session(engine, expire_on_commit=False) as session:
+        yield session
 
 
 def _warn_unsent(unsent: int) -> None:
@@ -168,6 +154,6 @@ def list_command(status: str | None, clerk_id: str | None, limit: int) -> None:
         click.echo(
             f"{row.id:>7}  {row.user_id or '-':>7}  {row.clerk_id or '-':<32}  "
             f"{row.status or '-':<11}  {profile or '-':<7}  {count:>6}  "
-            f"{_when(row.started_at):<19}  {_when(ended):<19}  {row.error_message or ''}"
+            f"{utc_text(row.started_at):<19}  {utc_text(ended):<19}  {row.error_message or ''}"
         )
     click.echo(f"{len(rows)} migration(s)")
