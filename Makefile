@@ -48,6 +48,10 @@ bench-ingest: install
 	@command -v wrk >/dev/null || apt-get install -y -qq wrk
 	$(PY) -m benchmarks.bench_ingest $(BENCH_ARGS)
 
+# Every benchmark, one after the other, then the summary table at the top of BENCHMARKS.md.
+bench: bench-ingest bench-workers bench-cpn
+	$(PY) -m benchmarks.summary
+
 clean:
 	rm -rf .data .mypy_cache .ruff_cache .pytest_cache
 
