@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # SKIP_INSTALL=1 uses $(VENV) as it is (the make run test points VENV at its own interpreter's).
 RUN_DEPS := $(if $(SKIP_INSTALL),,install)
 
-.PHONY: install run test lint format check-types pytest bench bench-ingest bench-workers bench-cpn clean
+.PHONY: install run test test-rabbitmq lint format check-types pytest bench bench-ingest bench-workers bench-cpn clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,16 @@ pytest: install
 
 test: lint check-types pytest
 
+# The tests whose behaviour crosses processes, once more with RabbitMQ as the broker (those
+# that inspect or stop Redis as the broker stay in the Redis run).
+RABBITMQ_URL ?= amqp://guest:guest@127.0.0.1:5672//
+RABBITMQ_TESTS ?= tests/workers/test_worker_process.py tests/workers/test_outages.py \
+	tests/workers/test_beat.py tests/cpn/test_tasks.py::TestFanOut \
+	tests/cpn/test_tasks.py::TestCoalescing::test_one_run_sees_every_change_of_the_burst
+test-rabbitmq: install
+	TEST_BROKER_URL=$(RABBITMQ_URL) $(BIN)/pytest $(RABBITMQ_TESTS) \
+		-k 'not broker_outage_events_stored_meanwhile' $(PYTEST_ARGS)
+
 # BENCH_CPN_ARGS="--users 2000 --interactions 100000" for a small run
 bench-cpn: install
 	$(PY) -m benchmarks.bench_cpn $(BENCH_CPN_ARGS)
@@ -47,6 +57,10 @@ BENCH_ARGS ?=
 bench-ingest: install
 	@command -v wrk >/dev/null || apt-get install -y -qq wrk
 	$(PY) -m benchmarks.bench_ingest $(BENCH_ARGS)
+
+# Every benchmark, one after the other, then the summary table at the top of BENCHMARKS.md.
+bench: bench-ingest bench-workers bench-cpn
+	$(PY) -m benchmarks.summary
 
 clean:
 	rm -rf .data .mypy_cache .ruff_cache .pytest_cache

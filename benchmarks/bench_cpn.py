@@ -35,6 +35,7 @@ from pathlib import Path
 import psutil
 from sqlalchemy import Engine, text
 
+from benchmarks import summary
 from cpn_sync import local
 from cpn_sync.settings import normalize_database_url
 from db.engine import make_engine
@@ -290,6 +291,31 @@ def main() -> None:
             pg_handle.cleanup()
     print("\n".join(figures.lines()))
     append_row(figures.row())
+    mib = 1024 * 1024
+    summary.record(
+        "bench-cpn",
+        [
+            summary.Comparison(
+                f"full recompute through the worker ({args.users} users, "
+                f"{args.interactions} interactions)",
+                f"{figures.full_s:.2f} s",
+                "one INSERT ... SELECT ... GROUP BY",
+                f"{figures.floor_s:.2f} s",
+                figures.full_s / figures.floor_s,
+                "<= 1.5x",
+                figures.full_s / figures.floor_s <= 1.5,
+            ),
+            summary.Comparison(
+                "worker peak memory, all processes (PSS; RSS counts shared pages per process)",
+                f"{figures.peak_pss / mib:.0f} MiB PSS, {figures.peak_rss / mib:.0f} MiB RSS",
+                "the same worker idle, before the run",
+                f"{figures.idle_pss / mib:.0f} MiB PSS",
+                figures.peak_pss / max(figures.idle_pss, 1),
+                "< 250 MB",
+                figures.peak_pss < 250_000_000,
+            ),
+        ],
+    )
 
 
 if __name__ == "__main__":

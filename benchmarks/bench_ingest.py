@@ -32,6 +32,7 @@ import httpx
 import orjson
 import psycopg
 
+from benchmarks import summary
 from cpn_sync import local
 from cpn_sync.procfile import read_procfile
 from cpn_sync.settings import libpq_url, normalize_database_url
@@ -417,10 +418,49 @@ def main() -> None:
                 print(f"\n# py-spy: {result.server.name}\n{summarize_profile(path)}")
     text = report(results, args, events)
     print("\n" + text)
+    record_summary(results)
     if "cpn-sync" in {r.server.name for r in results}:
         with args.output.open("a") as handle:
             handle.write("\n" + text)
         print(f"appended to {args.output}")
+
+
+def record_summary(results: list[Result]) -> None:
+    """The figures the issue sets goals for, for the table at the top of BENCHMARKS.md."""
+    by_name = {result.server.name: result for result in results}
+    ours = by_name.get("cpn-sync")
+    if ours is None:
+        return
+    comparisons = []
+    for name, goal in (("insert-one", 1.0), ("inline-upsert", 5.0)):
+        if name in by_name:
+            base = by_name[name]
+            ratio = ours.per_second / base.per_second
+            comparisons.append(
+                summary.Comparison(
+                    "cpn-sync events/s (wrk, 32 connections)",
+                    f"{ours.per_second:.0f}/s",
+                    base.server.label,
+                    f"{base.per_second:.0f}/s",
+                    ratio,
+                    f">= {goal:.1f}x",
+                    ratio >= goal,
+                )
+            )
+    if "insert-one" in by_name:
+        base = by_name["insert-one"]
+        comparisons.append(
+            summary.Comparison(
+                "cpn-sync p99 latency",
+                f"{ours.p99_ms:.1f} ms",
+                f"{base.server.label} (p99)",
+                f"{base.p99_ms:.1f} ms",
+                ours.p99_ms / base.p99_ms,
+                "p99 < 50 ms",
+                ours.p99_ms < 50,
+            )
+        )
+    summary.record("bench-ingest", comparisons)
 
 
 if __name__ == "__main__":

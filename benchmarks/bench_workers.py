@@ -36,6 +36,7 @@ from psycopg.types.json import Jsonb
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import summary  # noqa: E402
 from cpn_sync import local  # noqa: E402
 from cpn_sync.celery_config import PROCESS_EVENT, celery_config  # noqa: E402
 from cpn_sync.settings import Settings, libpq_url, normalize_database_url  # noqa: E402
@@ -310,6 +311,20 @@ def main() -> None:
         print(f"plain psycopg:    {loop_rate:8.0f} events/s   {outcome_summary(urls[1])}")
         ratio = worker_rate / loop_rate
         print(f"ratio worker / plain loop: {ratio:.2f}x")
+        summary.record(
+            "bench-workers",
+            [
+                summary.Comparison(
+                    f"events applied by `cpn-sync worker` ({count} stored events)",
+                    f"{worker_rate:.0f}/s",
+                    "plain psycopg loop, one transaction per event",
+                    f"{loop_rate:.0f}/s",
+                    ratio,
+                    ">= 0.5x",
+                    ratio >= 0.5,
+                )
+            ],
+        )
 
         concurrency = os.environ.get("WORKER_CONCURRENCY", "2 (default)")
         batch = os.environ.get("EVENT_BATCH_SIZE", "50 (default)")

@@ -39,6 +39,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # A RabbitMQ run sets TEST_BROKER_URL; otherwise Redis is the broker.
     if os.environ.get("TEST_BROKER_URL"):
         os.environ["CELERY_BROKER_URL"] = os.environ["TEST_BROKER_URL"]
+        services.purge_task_queues(os.environ["TEST_BROKER_URL"])
     else:
         os.environ.pop("CELERY_BROKER_URL", None)
     from cpn_sync.settings import get_settings

@@ -75,6 +75,19 @@ def start() -> TestServers:
     return TestServers(admin_url, redis_url, redis_server=redis_server, pg_handle=pg_handle)
 
 
+def purge_task_queues(broker_url: str) -> None:
+    """A shared broker (RabbitMQ) outlives test runs: empty the task queues before this one."""
+    from kombu import Connection
+
+    from cpn_sync.celery_config import QUEUES
+
+    with Connection(broker_url, connect_timeout=5) as connection:
+        channel = connection.default_channel
+        for queue in QUEUES:
+            with contextlib.suppress(Exception):
+                channel.queue_purge(queue)
+
+
 @contextlib.contextmanager
 def environment(**values: str | None) -> Iterator[None]:
     """Set (or, with None, remove) environment variables for the block."""

@@ -8,6 +8,7 @@ process group of its own so that a test can stop it warmly (SIGTERM) or kill it 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -17,6 +18,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 READY_MARKER = "ready."
 
@@ -61,6 +63,19 @@ class WorkerProcess:
     @property
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def json_lines(self) -> list[dict[str, Any]]:
+        """The log's JSON objects (Celery's banner and other plain lines are left out)."""
+        parsed = []
+        for line in self.log.splitlines():
+            if line.startswith("{"):
+                with contextlib.suppress(ValueError):
+                    parsed.append(json.loads(line))
+        return parsed
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        """The JSON lines whose `event` is `name`."""
+        return [line for line in self.json_lines() if line.get("event") == name]
 
     def wait_for_log(self, text: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout

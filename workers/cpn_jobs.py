@@ -64,7 +64,7 @@ def recompute_chunk(
         )
     if outcome.out_of_range:
         log.error("cpn.figures_out_of_range", user_ids=outcome.out_of_range)
-    log.debug("cpn.chunk_recomputed", users=len(user_ids), written=len(outcome.written))
+    log.info("cpn.chunk_recomputed", users=len(user_ids), written=len(outcome.written))
     return outcome
 
 

@@ -38,14 +38,14 @@ def test_recompute_one_user_then_show_it(clean_db: Engine) -> None:
     second = run("recompute", "--user", clerk_id)
     shown = run("show", clerk_id)
 
-    assert (first.exit_code, first.output) == (0, "new result written\n")
-    assert (second.exit_code, second.output) == (0, "figures unchanged, no new result\n")
+    assert (first.exit_code, first.stdout) == (0, "new result written\n")
+    assert (second.exit_code, second.stdout) == (0, "figures unchanged, no new result\n")
     assert shown.exit_code == 0
-    assert "average cost per nut    15.00" in shown.output
+    assert "average cost per nut    15.00" in shown.stdout
     # n = 3 nuts / 1.5 h = 2, c = 15: 10 x 2/3 x 50/65 = 200/39 = 5.128...
-    assert "efficiency score        5.128" in shown.output
-    assert "(too_few_interactions)" in shown.output
-    assert "/share/" in shown.output
+    assert "efficiency score        5.128" in shown.stdout
+    assert "(too_few_interactions)" in shown.stdout
+    assert "/share/" in shown.stdout
 
 
 def test_recompute_everyone_reports_the_count(clean_db: Engine) -> None:
@@ -54,8 +54,8 @@ def test_recompute_everyone_reports_the_count(clean_db: Engine) -> None:
 
     result = run("recompute", "--all")
 
-    assert result.exit_code == 0, result.output
-    assert result.output.strip().endswith("3 users, 3 new results")
+    assert result.exit_code == 0, result.stdout
+    assert result.stdout.strip().endswith("3 users, 3 new results")
 
 
 def test_unknown_user_is_a_clear_error(clean_db: Engine) -> None:

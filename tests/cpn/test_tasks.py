@@ -100,8 +100,10 @@ class TestCoalescing:
 
         with WorkerProcess(queues="cpn") as worker:
             wait_for(lambda: row_counts(clean_db, [user])[user] == 2, what="the coalesced run")
-            wait_for(lambda: "succeeded" in worker.log, what="the task to finish")
-            assert worker.log.count("Task cpn.recompute_user[") == 2  # received + succeeded
+            wait_for(lambda: bool(worker.events("cpn.chunk_recomputed")), what="the task's end")
+            assert [
+                (line["users"], line["written"]) for line in worker.events("cpn.chunk_recomputed")
+            ] == [(1, 1)]  # one run, for one user
         with Session(clean_db) as session:
             latest = results_of(session, user)[-1]
         assert latest.total_interactions == 4
@@ -129,15 +131,18 @@ class TestFanOut:
         with WorkerProcess(queues="cpn", extra_env={"CPN_CHUNK_SIZE": "4"}) as worker:
             app.send_task(CPN_RECOMPUTE_ALL)
             wait_for(
-                lambda: worker.log.count("Task cpn.recompute_chunk[") == 2 * 7,
+                lambda: len(worker.events("cpn.chunk_recomputed")) == 7,
                 what="7 chunks of at most 4 of the 27 users to finish",
             )
-            assert "succeeded" in worker.log.split("Task cpn.recompute_all[")[-1]
+            [fan_out] = [
+                line for line in worker.events("cpn.job_done") if line["job"] == "recompute_all"
+            ]
+            assert (fan_out["chunks"], fan_out["users"]) == (7, 27)
 
         counts = row_counts(clean_db, users + idle)
         assert {user: counts[user] for user in users} == dict.fromkeys(users, 1)
         assert {user: counts[user] for user in idle} == dict.fromkeys(idle, 0)
-        assert "ERROR" not in worker.log
+        assert [line for line in worker.json_lines() if line.get("level") == "error"] == []
 
 
 class TestScheduledJobsLock:
@@ -172,6 +177,7 @@ def test_beat_entries_run_registered_tasks_on_the_cpn_queue() -> None:
     from workers.schedule import cpn_beat_schedule
 
     cpn_schedule = cpn_beat_schedule(get_settings())
+    app.loader.import_default_modules()  # what a worker does at start: the `include` list
 
     for entry in cpn_schedule.values():
         assert entry["task"] in app.tasks

@@ -169,10 +169,12 @@ def test_database_outage_during_processing_is_retried_until_it_returns(
             (event_id,) = store_users(engine, count=1)
             proxy.cut()
             web_publisher.send_task(PROCESS_EVENT, args=[event_id], ignore_result=True)
-            wait_until(lambda: '"event": "event.retry"' in worker.log, 60, "a retry")
+            wait_until(lambda: bool(worker.events("event.retry")), 60, "a retry")
             assert event_row(engine, event_id).status == "received"
 
             proxy.restore()
             wait_until(lambda: event_row(engine, event_id).status == "processed", 60, "applied")
             assert users_stored(engine) == (1, 1)
-            assert '"error": "OperationalError"' in worker.log
+            assert "OperationalError" in [
+                line.get("error") for line in worker.events("event.retry")
+            ]
