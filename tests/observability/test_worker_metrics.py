@@ -60,10 +60,15 @@ def count_by_process(metrics_dir: Path, task: str, outcome: str) -> dict[int, fl
     for path in metrics_dir.glob("counter_*.db"):
         for metric in MultiProcessCollector.merge([str(path)], accumulate=False):
             for item in metric.samples:
-                if item.name == TASKS and item.value and item.labels == {
-                    "task": task,
-                    "outcome": outcome,
-                }:
+                if (
+                    item.name == TASKS
+                    and item.value
+                    and item.labels
+                    == {
+                        "task": task,
+                        "outcome": outcome,
+                    }
+                ):
                     counts[int(path.stem.removeprefix("counter_"))] = item.value
     return counts
 
