@@ -1,6 +1,7 @@
-"""Fixtures for the metrics tests: a Redis database of their own (broker and canary store, so
-that no other test's worker consumes their messages), scrapes parsed into samples, and a
-publisher that sends by task name as the web and beat do."""
+"""Fixtures for the metrics tests: the HTTP edge's (a Redis database of their own as broker and
+canary store, so that no other test's worker consumes their messages, and the app's settings on
+it), scrapes parsed into samples, and a publisher that sends by task name as the web and beat do.
+"""
 
 from __future__ import annotations
 
@@ -9,56 +10,23 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TypeGuard
 
 import httpx
 import pytest
-import redis
 from celery import Celery
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import Engine
 
 from cpn_sync.celery_config import celery_config
 from cpn_sync.settings import Settings
-from tests.conftest import TEST_WEBHOOK_SECRET
+from tests.webhooks.conftest import anyio_backend, broker, broker_url, settings
 
-# What the worker subprocesses of these tests get: the Redis database below as broker and canary
-# store (an empty CELERY_BROKER_URL: not the RabbitMQ of a TEST_BROKER_URL run, whose queues other
-# runs on the machine may share), task metrics off unless a test asks for them.
-REDIS_DB = 12
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(scope="session")
-def metrics_redis_url(redis_url: str) -> str:
-    return f"{redis_url.rsplit('/', 1)[0]}/{REDIS_DB}"
-
-
-@pytest.fixture
-def metrics_redis(metrics_redis_url: str) -> Iterator[redis.Redis]:
-    """The database, emptied before and after the test."""
-    client = redis.Redis.from_url(metrics_redis_url)
-    client.flushdb()
-    yield client
-    client.flushdb()
-    client.close()
-
-
-@pytest.fixture
-def settings(database_url: str, metrics_redis_url: str, clean_db: Engine) -> Settings:
-    return Settings(
-        database_url=database_url,
-        redis_url=metrics_redis_url,
-        celery_broker_url=None,
-        clerk_webhook_secret=TEST_WEBHOOK_SECRET,
-        log_format="json",
-    )
+__all__ = ["anyio_backend", "broker", "broker_url", "settings"]
 
 
 def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """A worker subprocess on the test's Redis database: an empty CELERY_BROKER_URL, not the
+    RabbitMQ of a TEST_BROKER_URL run, whose queues other runs on the machine may share."""
     assert settings.redis_url is not None
     return {"REDIS_URL": settings.redis_url, "CELERY_BROKER_URL": "", **extra}
 
@@ -116,5 +84,5 @@ def poll(
         time.sleep(0.3)
 
 
-def is_finite(value: float | None) -> bool:
+def is_finite(value: float | None) -> TypeGuard[float]:
     return value is not None and math.isfinite(value)

@@ -62,7 +62,7 @@ async def poll_ages(
 @pytest.mark.slow
 @pytest.mark.anyio
 async def test_consumed_canaries_stay_young_and_an_unconsumed_queue_ages(
-    settings: Settings, metrics_redis: redis.Redis, publisher: Celery, tmp_path: Path
+    settings: Settings, broker: redis.Redis, publisher: Celery, tmp_path: Path
 ) -> None:
     env = worker_env(settings, CANARY_INTERVAL_SECONDS=str(INTERVAL), DATA_DIR=str(tmp_path))
     async with running_app(settings) as client:

@@ -40,14 +40,14 @@ def queue_lengths(found: Scrape, *queues: str) -> dict[str, float | None]:
 
 
 async def test_messages_waiting_in_each_queue_are_counted_priority_lists_included(
-    settings: Settings, metrics_redis: redis.Redis, publisher: Celery
+    settings: Settings, broker: redis.Redis, publisher: Celery
 ) -> None:
     for _ in range(2):
         publisher.send_task(CPN_SCAN_DIRTY, ignore_result=True)
     publisher.send_task(CPN_SCAN_DIRTY, priority=9, ignore_result=True)
     publisher.send_task(MAINTENANCE_CANARY, ignore_result=True)
     # Redis keeps the priority-9 message in a list of its own, which `LLEN cpn` leaves out.
-    assert metrics_redis.llen("cpn") == 2
+    assert broker.llen("cpn") == 2
 
     async with running_app(settings) as client:
         found = await scrape(client)
@@ -60,7 +60,7 @@ async def test_messages_waiting_in_each_queue_are_counted_priority_lists_include
 
 
 async def test_a_scrape_within_the_cache_age_does_not_read_the_broker_again(
-    settings: Settings, metrics_redis: redis.Redis, publisher: Celery
+    settings: Settings, broker: redis.Redis, publisher: Celery
 ) -> None:
     app = create_app(settings, gauge_max_age=60)
     async with app.router.lifespan_context(app):

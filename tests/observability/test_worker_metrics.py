@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from celery import Celery
@@ -27,7 +28,7 @@ TASKS = "cpn_worker_tasks_total"
 
 
 @pytest.fixture
-def worker(settings: Settings, metrics_redis: object) -> Iterator[WorkerProcess]:
+def worker(settings: Settings, broker: object) -> Iterator[WorkerProcess]:
     """A worker whose database is unreachable: a `process_event` is retried once and then
     fails (EVENT_MAX_RETRIES=1); the canaries need only Redis and succeed."""
     env = worker_env(
@@ -56,19 +57,13 @@ def tasks_by_outcome(scrape: Scrape) -> dict[tuple[str, str], float]:
 
 def count_by_process(metrics_dir: Path, task: str, outcome: str) -> dict[int, float]:
     """Each process's own non-zero count of (task, outcome), from its own file: pid -> count."""
+    wanted = {"task": task, "outcome": outcome}
     counts = {}
     for path in metrics_dir.glob("counter_*.db"):
-        for metric in MultiProcessCollector.merge([str(path)], accumulate=False):
+        merge: Any = MultiProcessCollector.merge
+        for metric in merge([str(path)], accumulate=False):
             for item in metric.samples:
-                if (
-                    item.name == TASKS
-                    and item.value
-                    and item.labels
-                    == {
-                        "task": task,
-                        "outcome": outcome,
-                    }
-                ):
+                if item.name == TASKS and item.labels == wanted and item.value:
                     counts[int(path.stem.removeprefix("counter_"))] = item.value
     return counts
 
