@@ -115,7 +115,7 @@ def _every_series_from_zero(**_: Any) -> None:
 def _serve_metrics(**_: Any) -> None:
     """Serve the sum over the pool on WORKER_METRICS_PORT (main process; 0 turns it off)."""
     port = get_settings().worker_metrics_port
-    if not port:
+    if not port or _server:
         return
     if not os.environ.get(MULTIPROC_ENV):
         log.warning("worker.metrics_disabled", reason="not started by `cpn-sync worker`")

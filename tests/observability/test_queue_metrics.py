@@ -18,7 +18,7 @@ from kombu import Connection, Exchange, Producer, Queue
 from cpn_sync.celery_config import CPN_SCAN_DIRTY, MAINTENANCE_CANARY
 from cpn_sync.settings import Settings
 from tests.observability.conftest import Scrape
-from tests.webhooks.conftest import running_app
+from tests.webhooks.conftest import closed_port_url, deliver, new_event, post, running_app
 from webhooks import metrics
 from webhooks.app import create_app
 from webhooks.broker_metrics import BrokerGauges
@@ -76,6 +76,22 @@ async def test_a_scrape_within_the_cache_age_does_not_read_the_broker_again(
     assert queue_lengths(fresh, "cpn") == {"cpn": 1}
 
 
+async def test_a_scrape_answers_with_the_last_values_while_broker_and_redis_are_down(
+    settings: Settings, broker: redis.Redis, publisher: Celery
+) -> None:
+    publisher.send_task(CPN_SCAN_DIRTY, ignore_result=True)
+    async with running_app(settings) as client:
+        await scrape(client)  # reads 1
+    nothing_there = settings.model_copy(update={"redis_url": closed_port_url("redis")})
+    async with running_app(nothing_there) as client:
+        accepted = await post(client, deliver(new_event()))  # stored; its message is not sent
+        found = await scrape(client)
+
+    assert accepted.status_code == 200
+    assert queue_lengths(found, "cpn") == {"cpn": 1}
+    assert found.value("cpn_webhook_inbox_events", status="received") == 1
+
+
 @pytest.fixture
 def rabbitmq_url() -> str:
     """TEST_BROKER_URL when it is a RabbitMQ one, else the local RabbitMQ; skip if unreachable."""
@@ -121,7 +137,8 @@ async def test_rabbitmq_queue_lengths_come_from_a_passive_declare(
             )
     never_declared = f"cpn-metrics-absent-{uuid.uuid4().hex[:12]}"
     on_rabbitmq = settings.model_copy(update={"celery_broker_url": rabbitmq_url})
-    gauges = BrokerGauges(on_rabbitmq, max_age=0, queues=[rabbitmq_queue.name, never_declared])
+    # The missing queue first: RabbitMQ closes that channel, the next declare needs a new one.
+    gauges = BrokerGauges(on_rabbitmq, max_age=0, queues=[never_declared, rabbitmq_queue.name])
     try:
         await gauges.refresh_if_stale()
     finally:
