@@ -18,6 +18,11 @@ CPN_RECOMPUTE_USER = "cpn.recompute_user"
 CPN_RECOMPUTE_CHUNK = "cpn.recompute_chunk"
 CPN_RECOMPUTE_ALL = "cpn.recompute_all"
 CPN_SCAN_DIRTY = "cpn.scan_dirty"
+# One canary per queue: beat sends it, a worker consuming that queue records when it ran.
+WEBHOOKS_CANARY = "webhooks.canary"
+CPN_CANARY = "cpn.canary"
+MAINTENANCE_CANARY = "maintenance.canary"
+CANARIES = {"webhooks": WEBHOOKS_CANARY, "cpn": CPN_CANARY, "maintenance": MAINTENANCE_CANARY}
 
 TASK_QUEUES = {
     PROCESS_EVENT: "webhooks",
@@ -28,6 +33,9 @@ TASK_QUEUES = {
     CPN_RECOMPUTE_CHUNK: "cpn",
     CPN_RECOMPUTE_ALL: "cpn",
     CPN_SCAN_DIRTY: "cpn",
+    WEBHOOKS_CANARY: "webhooks",
+    CPN_CANARY: "cpn",
+    MAINTENANCE_CANARY: "maintenance",
 }
 
 # Redis re-delivers a message not acknowledged within this many seconds. Every countdown, retry

@@ -55,18 +55,23 @@ def web() -> None:
 
 @main.command()
 def worker() -> None:
-    """A Celery worker for $WORKER_QUEUES with $WORKER_CONCURRENCY processes."""
-    from workers.app import app
+    """A Celery worker for $WORKER_QUEUES with $WORKER_CONCURRENCY processes; its task metrics
+    on $WORKER_METRICS_PORT."""
+    from cpn_sync.metrics_dir import multiprocess_metrics
 
     settings = get_settings()
-    app.worker_main(
-        [
-            "worker",
-            f"--loglevel={settings.log_level}",
-            f"--concurrency={settings.worker_concurrency}",
-            f"--queues={settings.worker_queues}",
-        ]
-    )
+    # Before prometheus-client is imported (by workers.app): the pool's children inherit it.
+    with multiprocess_metrics(private=True, prefix="cpn-worker-metrics-"):
+        from workers.app import app
+
+        app.worker_main(
+            [
+                "worker",
+                f"--loglevel={settings.log_level}",
+                f"--concurrency={settings.worker_concurrency}",
+                f"--queues={settings.worker_queues}",
+            ]
+        )
 
 
 @main.command()

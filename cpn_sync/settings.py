@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     sweep_interval_seconds: float = Field(default=60, gt=0)
     session_expiry_interval_seconds: float = Field(default=300, gt=0)
     payload_redaction_interval_seconds: float = Field(default=3600, gt=0)
+    # Observability (README "Metrics and alerts").
+    worker_metrics_port: int = Field(default=9808, ge=0, le=65535)
+    canary_interval_seconds: float = Field(default=60, gt=0)
 
     @field_validator("database_url")
     @classmethod

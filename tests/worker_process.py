@@ -38,6 +38,7 @@ class WorkerProcess:
             WORKER_QUEUES=queues,
             LOG_LEVEL="INFO",
             PYTHONUNBUFFERED="1",
+            WORKER_METRICS_PORT="0",  # tests that scrape choose a free port
         )
         self.env.update(extra_env or {})
         self.command = command

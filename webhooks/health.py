@@ -52,6 +52,7 @@ async def readyz(request: Request) -> Response:
 
 
 async def metrics_endpoint(request: Request) -> Response:
-    await services(request).gauges.refresh_if_stale()
+    found = services(request)
+    await asyncio.gather(found.gauges.refresh_if_stale(), found.broker_gauges.refresh_if_stale())
     content, content_type = metrics.render()
     return Response(content, media_type=content_type)

@@ -83,11 +83,11 @@ _OLDEST_RECEIVED_AGE = select(
 ).where(WebhookEvent.status == "received")
 
 
-class InboxGauges:
-    """Refreshes the inbox gauges from the database when a scrape finds them stale."""
+class CachedGauges:
+    """Gauges read from another system: a scrape refreshes them when they are older than
+    `max_age` seconds (one reader at a time), never once per scrape."""
 
-    def __init__(self, engine: AsyncEngine, *, max_age: float = 5.0, timeout: float = 1.0) -> None:
-        self._engine = engine
+    def __init__(self, *, max_age: float, timeout: float) -> None:
         self._max_age = max_age
         self._timeout = timeout
         self._refreshed_at = float("-inf")
@@ -97,17 +97,31 @@ class InboxGauges:
         async with self._lock:
             if time.monotonic() - self._refreshed_at < self._max_age:
                 return
-            self._refreshed_at = time.monotonic()  # also throttles retries while the DB is down
-            try:
-                async with asyncio.timeout(self._timeout), self._engine.connect() as connection:
-                    counts = {
-                        status: count
-                        for status, count in await connection.execute(_COUNT_BY_STATUS)
-                    }
-                    age = (await connection.execute(_OLDEST_RECEIVED_AGE)).scalar_one()
-            except Exception as error:  # a scrape still answers, with the last known values
-                log.warning("metrics.inbox_query_failed", error=type(error).__name__)
-                return
-            for status in WEBHOOK_EVENT_STATUSES:
-                INBOX_EVENTS.labels(status=status).set(counts.get(status, 0))
-            OLDEST_RECEIVED_AGE.set(float(age))
+            self._refreshed_at = time.monotonic()  # also throttles retries while it is down
+            await self._refresh()
+
+    async def _refresh(self) -> None:
+        """Read and set the gauges; on failure keep the last values (a scrape still answers)."""
+        raise NotImplementedError
+
+
+class InboxGauges(CachedGauges):
+    """The inbox gauges, from the database."""
+
+    def __init__(self, engine: AsyncEngine, *, max_age: float = 5.0, timeout: float = 1.0) -> None:
+        super().__init__(max_age=max_age, timeout=timeout)
+        self._engine = engine
+
+    async def _refresh(self) -> None:
+        try:
+            async with asyncio.timeout(self._timeout), self._engine.connect() as connection:
+                counts = {
+                    status: count for status, count in await connection.execute(_COUNT_BY_STATUS)
+                }
+                age = (await connection.execute(_OLDEST_RECEIVED_AGE)).scalar_one()
+        except Exception as error:
+            log.warning("metrics.inbox_query_failed", error=type(error).__name__)
+            return
+        for status in WEBHOOK_EVENT_STATUSES:
+            INBOX_EVENTS.labels(status=status).set(counts.get(status, 0))
+        OLDEST_RECEIVED_AGE.set(float(age))

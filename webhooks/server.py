@@ -1,39 +1,15 @@
 """Running the web process: uvicorn with $WEB_CONCURRENCY workers, metrics shared between them.
 
-prometheus-client decides at import time whether it writes per-process files, so
-PROMETHEUS_MULTIPROC_DIR is set here, before any worker starts, to a directory emptied first:
-files left by an earlier run would add old counts to the new ones. This module must not import
-prometheus-client (or anything that does) itself.
+PROMETHEUS_MULTIPROC_DIR is prepared here (`cpn_sync.metrics_dir`), before any worker starts.
+This module must not import prometheus-client (or anything that does) itself.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
-from pathlib import Path
 from typing import Any
 
+from cpn_sync.metrics_dir import multiprocess_metrics
 from cpn_sync.settings import Settings
-
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-
-
-def prepare_metrics_dir() -> tuple[Path, bool]:
-    """Use $PROMETHEUS_MULTIPROC_DIR (emptied) or a new temporary directory; export it.
-
-    Answers the directory and whether it is ours to remove afterwards.
-    """
-    configured = os.environ.get(MULTIPROC_ENV)
-    if configured:
-        path = Path(configured)
-        if path.exists():
-            shutil.rmtree(path)
-        path.mkdir(parents=True)
-        return path, False
-    path = Path(tempfile.mkdtemp(prefix="cpn-metrics-"))
-    os.environ[MULTIPROC_ENV] = str(path)
-    return path, True
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
@@ -52,9 +28,5 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
 def serve(settings: Settings, app: str = "webhooks.app:app") -> None:
     import uvicorn
 
-    metrics_dir, temporary = prepare_metrics_dir()
-    try:
+    with multiprocess_metrics():
         uvicorn.run(app, **uvicorn_options(settings))
-    finally:
-        if temporary:
-            shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -1,7 +1,8 @@
 """What the web process opens at startup and closes at shutdown (the Starlette lifespan).
 
 One async engine (pooled psycopg 3 connections), the group-committing inbox, the publishing
-thread, the signature verifier and the inbox gauges. Requests reach them through `app.state`.
+thread, the signature verifier and the gauges of the inbox and the queues. Requests reach them
+through `app.state`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from starlette.requests import Request
 
 from cpn_sync.settings import Settings, SettingsError
 from db.engine import make_async_engine
+from webhooks.broker_metrics import BrokerGauges
 from webhooks.inbox import Inbox
 from webhooks.metrics import InboxGauges
 from webhooks.publisher import Publisher
@@ -30,6 +32,7 @@ class Services:
     inbox: Inbox
     publisher: Publisher
     gauges: InboxGauges
+    broker_gauges: BrokerGauges
 
     @classmethod
     async def open(cls, settings: Settings, *, gauge_max_age: float = 5.0) -> Services:
@@ -59,13 +62,15 @@ class Services:
         publisher.start()
         await inbox.start()
         gauges = InboxGauges(engine, max_age=gauge_max_age)
-        return cls(settings, engine, verifier, inbox, publisher, gauges)
+        broker_gauges = BrokerGauges(settings, max_age=gauge_max_age)
+        return cls(settings, engine, verifier, inbox, publisher, gauges, broker_gauges)
 
     async def close(self) -> None:
         """Finish queued writes, then publish what they produced, then close the pool."""
         await self.inbox.close()
         await asyncio.to_thread(self.publisher.close)
         await self.engine.dispose()
+        self.broker_gauges.close()
 
 
 def services(request: Request) -> Services:

@@ -17,9 +17,15 @@ from celery.signals import setup_logging, worker_process_init
 from cpn_sync import logs
 from cpn_sync.celery_config import celery_config
 from cpn_sync.settings import get_settings
+from workers import task_metrics
 from workers.schedule import beat_schedule
 
-TASK_MODULES = ["workers.process_event", "workers.maintenance", "workers.cpn_tasks"]
+TASK_MODULES = [
+    "workers.process_event",
+    "workers.maintenance",
+    "workers.cpn_tasks",
+    "workers.canary",
+]
 
 # Per-task lines ("Task ... received", "... succeeded in") cost more than a task here; the
 # tasks log their own outcome with the event id instead.
@@ -73,3 +79,4 @@ def _fresh_database_connections(**_: Any) -> None:
 
 
 app = create_celery()
+_ = task_metrics  # its signal handlers count every task this app runs

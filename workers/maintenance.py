@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any
 
-from kombu.exceptions import ChannelError
 from sqlalchemy import exists, func, or_, select, true, update
 
+from cpn_sync.broker_queues import waiting_messages
 from cpn_sync.celery_config import (
     EXPIRE_SESSIONS,
     PROCESS_EVENT,
@@ -30,12 +29,7 @@ from workers.schedule import register_scheduled
 def queued_messages(queue: str) -> int:
     """Messages waiting in a broker queue (0 when the queue does not exist yet)."""
     with app.connection_for_read() as connection:
-        channel: Any = connection.default_channel
-        try:
-            declared = channel.queue_declare(queue=queue, passive=True)
-        except ChannelError:
-            return 0
-        return int(declared.message_count)
+        return waiting_messages(connection, queue)
 
 
 def stuck_events(work: UnitOfWork, limit: int) -> Sequence[int]:

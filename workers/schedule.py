@@ -19,6 +19,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from cpn_sync.celery_config import (
+    CANARIES,
     CPN_RECOMPUTE_ALL,
     CPN_SCAN_DIRTY,
     EXPIRE_SESSIONS,
@@ -51,13 +52,26 @@ def job_intervals(settings: Settings) -> dict[str, float]:
     }
 
 
+def every(task: str, interval: float) -> dict[str, Any]:
+    """A beat entry whose tick, not taken before the next one, expires: a worker that was
+    down does not find a pile of identical messages when it returns."""
+    return {"task": task, "schedule": interval, "options": {"expires": interval}}
+
+
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
-    """Celery's `beat_schedule`. A tick not taken before the next one expires, so a worker
-    that was down does not find a pile of identical jobs when it returns."""
-    return {
-        task: {"task": task, "schedule": interval, "options": {"expires": interval}}
-        for task, interval in job_intervals(settings).items()
-    } | cpn_beat_schedule(settings)
+    """Celery's `beat_schedule`."""
+    return (
+        {task: every(task, interval) for task, interval in job_intervals(settings).items()}
+        | cpn_beat_schedule(settings)
+        | canary_beat_schedule(settings)
+    )
+
+
+def canary_beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+    """A canary to each queue. They skip the once-per-tick guard: a second beat's copy only
+    records the same fact again."""
+    interval = settings.canary_interval_seconds
+    return {task: every(task, interval) for task in CANARIES.values()}
 
 
 def cpn_beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from cpn_sync.metrics_dir import MULTIPROC_ENV, prepare_metrics_dir
 from tests.services import environment
-from webhooks.server import MULTIPROC_ENV, prepare_metrics_dir
 
 
 def test_the_command_line_does_not_import_prometheus_client_before_web_sets_its_dir() -> None:

@@ -9,6 +9,7 @@ import redis
 from sqlalchemy import Engine, insert, select, text, update
 
 from cpn_sync.celery_config import (
+    CANARIES,
     CPN_RECOMPUTE_ALL,
     CPN_SCAN_DIRTY,
     EXPIRE_SESSIONS,
@@ -152,6 +153,7 @@ class TestOncePerTick:
             REDACT_PAYLOADS,
             CPN_SCAN_DIRTY,
             CPN_RECOMPUTE_ALL,
+            *CANARIES.values(),
         }
         assert schedule[SWEEP_INBOX]["schedule"] == 60
         interval_jobs = [e for name, e in schedule.items() if name != CPN_RECOMPUTE_ALL]
