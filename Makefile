@@ -52,11 +52,11 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# BENCH_ARGS="--duration 5" for a short run; BENCH_DATABASE_URL / BENCH_REDIS_URL to use servers.
-BENCH_ARGS ?=
+# BENCH_INGEST_ARGS="--duration 5" for a short run; BENCH_DATABASE_URL / BENCH_REDIS_URL to use servers.
+BENCH_INGEST_ARGS ?=
 bench-ingest: install
 	@command -v wrk >/dev/null || apt-get install -y -qq wrk
-	$(PY) -m benchmarks.bench_ingest $(BENCH_ARGS)
+	$(PY) -m benchmarks.bench_ingest $(BENCH_INGEST_ARGS)
 
 # Every benchmark, one after the other, then the summary table at the top of BENCHMARKS.md.
 bench: bench-ingest bench-workers bench-cpn
@@ -66,4 +66,4 @@ clean:
 	rm -rf .data .mypy_cache .ruff_cache .pytest_cache
 
 bench-workers: install
-	$(PY) benchmarks/bench_workers.py $(BENCH_ARGS)
+	$(PY) benchmarks/bench_workers.py $(BENCH_WORKERS_ARGS)
