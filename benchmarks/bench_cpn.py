@@ -148,7 +148,8 @@ def floor_seconds(engine: Engine) -> float:
 
 
 def chunks_done(worker: WorkerProcess) -> int:
-    return worker.log.count("Task cpn.recompute_chunk[") // 2  # "received" and "succeeded"
+    """Chunks the worker finished: each logs one `cpn.chunk_recomputed` line."""
+    return len(worker.events("cpn.chunk_recomputed"))
 
 
 def recompute_all(worker: WorkerProcess, expected_chunks: int, engine: Engine, users: int) -> float:
@@ -171,7 +172,7 @@ def recompute_all(worker: WorkerProcess, expected_chunks: int, engine: Engine, u
     seconds = timed(run)
     if rows() < users:
         raise RuntimeError(f"only {rows()} of {users} users have a result")
-    if "ERROR" in worker.log:
+    if any(line.get("level") == "error" for line in worker.json_lines()):
         raise RuntimeError(f"the worker logged an error:\n{worker.log[-4000:]}")
     return seconds
 
