@@ -30,15 +30,9 @@ from cpn_sync.pg_tools import (
     full_conninfo,
 )
 from cpn_sync.settings import SettingsError, get_settings
+from db.models import SEED_TABLES
 
-BACKUP_TABLES = (
-    "users",
-    "user_profiles",
-    "user_interactions",
-    "user_cpn_results",
-    "user_sessions",
-    "data_migrations",
-)
+BACKUP_TABLES = SEED_TABLES
 FILENAME_FORMAT = "user_data_backup_%Y%m%d_%H%M%S.sql"
 
 log = get_logger(__name__)

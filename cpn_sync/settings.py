@@ -6,6 +6,7 @@ import re
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import quote
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -33,9 +34,21 @@ def normalize_database_url(raw: str) -> str:
 
 
 def libpq_url(sqlalchemy_url: str | URL) -> str:
-    """The same URL for libpq tools and plain psycopg (no `+psycopg` driver suffix)."""
-    url = make_url(sqlalchemy_url).set(drivername="postgresql")
-    return url.render_as_string(hide_password=False)
+    """The same URL for libpq tools and plain psycopg (no `+psycopg` driver suffix).
+
+    The user name and password are percent-encoded here: SQLAlchemy's renderer leaves a space in
+    a password as it is, which libpq refuses.
+    """
+    url = make_url(sqlalchemy_url)
+    rest = url._replace(drivername="postgresql", username=None, password=None)
+    rendered = rest.render_as_string(hide_password=False)
+    if url.username is None:
+        return rendered
+    userinfo = quote(url.username, safe="")
+    if url.password is not None:
+        userinfo += ":" + quote(str(url.password), safe="")
+    scheme, _, location = rendered.partition("://")
+    return f"{scheme}://{userinfo}@{location}"
 
 
 class Settings(BaseSettings):

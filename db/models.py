@@ -263,6 +263,16 @@ class DataMigration(Base):
     rolled_back_at: Mapped[dt.datetime | None] = mapped_column(TZ)
 
 
+# The seed document's tables, in foreign-key order (what the seed's backup script dumps).
+SEED_TABLES = (
+    "users",
+    "user_profiles",
+    "user_interactions",
+    "user_cpn_results",
+    "user_sessions",
+    "data_migrations",
+)
+
 WEBHOOK_EVENT_STATUSES = ("received", "processing", "processed", "ignored", "waiting", "failed")
 
 

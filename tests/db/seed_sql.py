@@ -5,19 +5,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from db import models
 from tests.services import SHARED
 
 SEED_DOCUMENT = SHARED / "seeds" / "000_536c64c0fde5611b.txt"
-SEED_TABLES = frozenset(
-    {
-        "users",
-        "user_profiles",
-        "user_interactions",
-        "user_cpn_results",
-        "user_sessions",
-        "data_migrations",
-    }
-)
+SEED_TABLES = frozenset(models.SEED_TABLES)
 
 _SECTION = re.compile(r"^## New Schema Design\n(.*?)(?=^## )", re.MULTILINE | re.DOTALL)
 _SQL_BLOCK = re.compile(r"^```sql\n(.*?)^```", re.MULTILINE | re.DOTALL)

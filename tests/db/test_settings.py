@@ -94,3 +94,31 @@ def test_webhook_secrets_split_on_spaces_and_commas(
 def test_no_webhook_secret_means_an_empty_list(fresh_settings: None) -> None:
     with environment(CLERK_WEBHOOK_SECRET=None):
         assert get_settings().webhook_secrets == []
+
+
+def test_libpq_url_percent_encodes_the_password() -> None:
+    from psycopg.conninfo import conninfo_to_dict
+
+    from cpn_sync.settings import libpq_url
+
+    url = libpq_url("postgresql+psycopg://cpn:p%20a%40ss%2Bw@db.internal:5432/cpn")
+    assert conninfo_to_dict(url) == {
+        "user": "cpn",
+        "password": "p a@ss+w",
+        "host": "db.internal",
+        "port": "5432",
+        "dbname": "cpn",
+    }
+
+
+def test_libpq_url_keeps_a_socket_host_and_an_empty_password() -> None:
+    from psycopg.conninfo import conninfo_to_dict
+
+    from cpn_sync.settings import libpq_url
+
+    url = libpq_url("postgresql+psycopg://postgres:@/postgres?host=/run/pg-socket")
+    assert conninfo_to_dict(url) == {  # an empty password is no password to libpq
+        "user": "postgres",
+        "host": "/run/pg-socket",
+        "dbname": "postgres",
+    }
