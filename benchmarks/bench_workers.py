@@ -1,10 +1,13 @@
 """`make bench-workers`: events applied per second by `cpn-sync worker`, against the floor.
 
 Stores N events (half `user.created`, half `session.created`, one session per user) as the
-web does, enqueues one `webhooks.process_event` per event, then starts `cpn-sync worker` as
-the Procfile starts it (default settings) and measures from "ready" until every event is
-final. In the same run, on a second database with the same rows, a plain psycopg loop does the
-same upserts with one transaction per event: the floor any per-event design pays.
+web does, enqueues them as the web does (its own publisher: `webhooks.process_events`, one
+message per EVENT_BATCH_SIZE ids), then starts `cpn-sync worker` as the Procfile starts it
+(default settings) and measures from "ready" until every event is final. In the same run, on a
+second database with the same rows, a plain psycopg loop does the same upserts with one
+transaction per event: the floor any per-event design pays. A third run sends one
+`webhooks.process_event` per event instead (what the sweeper and `events replay` send): the
+cost of a message per event.
 
 Prints both rates and their ratio and appends them to BENCHMARKS.md. Numbers measured on a
 shared machine are indicative only.
@@ -26,6 +29,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +45,7 @@ from cpn_sync import local  # noqa: E402
 from cpn_sync.celery_config import PROCESS_EVENT, celery_config  # noqa: E402
 from cpn_sync.settings import Settings, libpq_url, normalize_database_url  # noqa: E402
 from db.migrate import upgrade  # noqa: E402
+from webhooks.publisher import Publisher  # noqa: E402
 
 T0 = 1_716_883_200_000
 USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64; rv:131.0) Gecko/20100101 Firefox/131.0"
@@ -138,9 +143,19 @@ def outcome_summary(url: str) -> dict[str, int]:
     return summary
 
 
-def run_worker(url: str, redis_url: str, event_ids: list[int]) -> float:
-    """Enqueue every event, then time `cpn-sync worker` from ready until all are final."""
-    publisher = Celery("bench-web")
+def enqueue_as_web(redis_url: str, event_ids: list[int]) -> None:
+    """The web's publisher, handed the ids as the inbox hands them over (one list per commit)."""
+    publisher = Publisher(Settings(redis_url=redis_url))
+    publisher.start()
+    commit = Settings().webhook_commit_batch
+    for start in range(0, len(event_ids), commit):
+        publisher.submit(event_ids[start : start + commit])
+    publisher.close(timeout=60)
+
+
+def enqueue_one_per_event(redis_url: str, event_ids: list[int]) -> None:
+    """One `webhooks.process_event` message per event, as the sweeper sends them."""
+    publisher = Celery("bench-sweeper")
     publisher.conf.update(celery_config(Settings(redis_url=redis_url)))
     with publisher.producer_or_acquire() as producer:
         for event_id in event_ids:
@@ -148,6 +163,13 @@ def run_worker(url: str, redis_url: str, event_ids: list[int]) -> float:
                 PROCESS_EVENT, args=[event_id], producer=producer, ignore_result=True
             )
     publisher.close()
+
+
+def run_worker(
+    url: str, redis_url: str, event_ids: list[int], enqueue: Callable[[str, list[int]], None]
+) -> float:
+    """Enqueue every event, then time `cpn-sync worker` from ready until all are final."""
+    enqueue(redis_url, event_ids)
 
     env = {key: value for key, value in os.environ.items() if not key.startswith("WORKER_")}
     env.update(DATABASE_URL=url, REDIS_URL=redis_url, PYTHONUNBUFFERED="1")
@@ -294,7 +316,7 @@ def main() -> None:
     else:
         handle, admin_url = local.start_postgres(ROOT / ".data" / "bench-postgres")
     run_id = uuid.uuid4().hex[:8]
-    names = [f"bench_workers_{run_id}_{which}" for which in ("worker", "loop")]
+    names = [f"bench_workers_{run_id}_{which}" for which in ("worker", "loop", "single")]
     redis_server = local.RedisServer(Path(tempfile.mkdtemp(prefix="bench-redis-")))
     try:
         urls = [local.ensure_database(admin_url, name) for name in names]
@@ -303,26 +325,41 @@ def main() -> None:
         redis_server.start()
         worker_ids = store_events(urls[0], count)
         loop_ids = store_events(urls[1], count)
+        single_ids = store_events(urls[2], count)
         print(f"{count} events stored in each database; enqueueing and starting the worker")
 
-        worker_rate = run_worker(urls[0], redis_server.url, worker_ids)
+        worker_rate = run_worker(urls[0], redis_server.url, worker_ids, enqueue_as_web)
         print(f"cpn-sync worker:  {worker_rate:8.0f} events/s   {outcome_summary(urls[0])}")
         loop_rate = run_plain_loop(urls[1], loop_ids)
         print(f"plain psycopg:    {loop_rate:8.0f} events/s   {outcome_summary(urls[1])}")
+        single_rate = run_worker(urls[2], redis_server.url, single_ids, enqueue_one_per_event)
+        print(f"one message each: {single_rate:8.0f} events/s   {outcome_summary(urls[2])}")
         ratio = worker_rate / loop_rate
+        single_ratio = single_rate / loop_rate
         print(f"ratio worker / plain loop: {ratio:.2f}x")
+        print(f"ratio one message per event / plain loop: {single_ratio:.2f}x")
         summary.record(
             "bench-workers",
             [
                 summary.Comparison(
-                    f"events applied by `cpn-sync worker` ({count} stored events)",
+                    f"events applied by `cpn-sync worker` ({count} stored events, enqueued "
+                    "by the web's publisher)",
                     f"{worker_rate:.0f}/s",
                     "plain psycopg loop, one transaction per event",
                     f"{loop_rate:.0f}/s",
                     ratio,
                     ">= 0.5x",
                     ratio >= 0.5,
-                )
+                ),
+                summary.Comparison(
+                    "the same, one `process_event` message per event (sweeper, replay)",
+                    f"{single_rate:.0f}/s",
+                    "plain psycopg loop, one transaction per event",
+                    f"{loop_rate:.0f}/s",
+                    single_ratio,
+                    "no goal: the cost of a message per event",
+                    None,
+                ),
             ],
         )
 
@@ -335,7 +372,8 @@ def main() -> None:
             f"{os.cpu_count()} cores (load average {load:.1f}), Python "
             f"{platform.python_version()}, worker concurrency {concurrency}, event batch "
             f"{batch}: cpn-sync worker {worker_rate:.0f}/s, plain psycopg loop "
-            f"(1 transaction per event) {loop_rate:.0f}/s, ratio {ratio:.2f}x"
+            f"(1 transaction per event) {loop_rate:.0f}/s, ratio {ratio:.2f}x; one message "
+            f"per event {single_rate:.0f}/s ({single_ratio:.2f}x)"
         )
     finally:
         redis_server.stop()

@@ -31,7 +31,7 @@ class Comparison:
     baseline_value: str
     ratio: float
     goal: str
-    met: bool
+    met: bool | None  # None: a figure for context, with no goal
 
 
 def machine() -> str:
@@ -63,10 +63,10 @@ def table() -> str:
     for path in sorted(RESULTS_DIR.glob("*.json")):
         document = json.loads(path.read_text())
         for row in document["comparisons"]:
-            met = "met" if row["met"] else "**not met**"
+            met = {True: " (met)", False: " (**not met**)", None: ""}[row["met"]]
             lines.append(
                 f"| {document['bench']} | {row['figure']} | {row['value']} | {row['baseline']} "
-                f"| {row['baseline_value']} | {row['ratio']:.2f}x | {row['goal']} ({met}) "
+                f"| {row['baseline_value']} | {row['ratio']:.2f}x | {row['goal']}{met} "
                 f"| {document['measured_at']} | {document['machine']} |"
             )
     lines += ["", END]

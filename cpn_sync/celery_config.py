@@ -10,7 +10,10 @@ from cpn_sync.settings import Settings
 QUEUES = ("webhooks", "cpn", "maintenance")
 
 # Task names: `<queue>.<what>`; each is routed explicitly below.
-PROCESS_EVENT = "webhooks.process_event"  # args: [webhook_events.id]
+PROCESS_EVENT = "webhooks.process_event"  # args: [webhook_events.id] (sweeper: [id, true])
+# What the web sends: the ids of the events it stored within a few milliseconds, one message
+# for up to EVENT_BATCH_SIZE of them. args: [[webhook_events.id, ...]]
+PROCESS_EVENTS = "webhooks.process_events"
 SWEEP_INBOX = "maintenance.sweep_inbox"
 EXPIRE_SESSIONS = "maintenance.expire_sessions"
 REDACT_PAYLOADS = "maintenance.redact_payloads"
@@ -26,6 +29,7 @@ CANARIES = {"webhooks": WEBHOOKS_CANARY, "cpn": CPN_CANARY, "maintenance": MAINT
 
 TASK_QUEUES = {
     PROCESS_EVENT: "webhooks",
+    PROCESS_EVENTS: "webhooks",
     SWEEP_INBOX: "maintenance",
     EXPIRE_SESSIONS: "maintenance",
     REDACT_PAYLOADS: "maintenance",

@@ -42,7 +42,9 @@ DUPLICATES = Counter(
 REJECTED = Counter(
     "cpn_webhook_events_rejected", "Deliveries answered with a non-2xx status.", ["reason"]
 )
-ENQUEUED = Counter("cpn_webhook_enqueued", "process_event task messages published.")
+ENQUEUED = Counter(
+    "cpn_webhook_enqueued", "Events whose ids were published in process_events messages."
+)
 ENQUEUE_FAILURES = Counter(
     "cpn_webhook_enqueue_failures",
     "Stored events whose task message could not be published (the sweeper enqueues them).",

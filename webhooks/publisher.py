@@ -1,9 +1,11 @@
-"""Enqueues `webhooks.process_event(event_id)` for new inbox rows: off the event loop, in batches.
+"""Enqueues `webhooks.process_events(event_ids)` for new inbox rows: off the event loop, in batches.
 
 A daemon thread owns one broker connection. The event loop hands it ids (never blocking), the
 thread gathers what arrives within a few milliseconds and publishes it through one kombu publish
-batch (one Redis pipeline round trip). Messages are built by Celery's own `create_task_message`,
-so the workers see exactly what `send_task` would send, at a fraction of its cost per message.
+batch (one Redis pipeline round trip), one message per EVENT_BATCH_SIZE ids: a worker applies
+each message's events in one transaction, so under load neither Celery's cost per message nor
+the commit is paid per event. Messages are built by Celery's own `create_task_message`, so the
+workers see exactly what `send_task` would send, at a fraction of its cost per message.
 
 A failure never reaches the request: the row is already durable and stays `received`, and the
 workers' sweeper enqueues it again. Failures are counted (`cpn_webhook_enqueue_failures_total`).
@@ -22,7 +24,7 @@ from typing import Any
 from celery import Celery
 from kombu import Connection
 
-from cpn_sync.celery_config import PROCESS_EVENT, celery_config
+from cpn_sync.celery_config import PROCESS_EVENTS, celery_config
 from cpn_sync.logs import get_logger
 from cpn_sync.settings import Settings
 from webhooks import metrics
@@ -63,8 +65,9 @@ class Publisher:
         max_pending: int = 10_000,
     ) -> None:
         self._app = publishing_app(settings)
-        self._queue_entity = self._app.amqp.router.route({}, PROCESS_EVENT)["queue"]
+        self._queue_entity = self._app.amqp.router.route({}, PROCESS_EVENTS)["queue"]
         self._batch_size = batch_size
+        self._ids_per_message = settings.event_batch_size
         self._linger = linger
         # One item per inbox commit (its new ids): one wake-up of this thread per commit.
         self._pending: queue.Queue[list[int]] = queue.Queue(maxsize=max_pending)
@@ -147,20 +150,20 @@ class Publisher:
         amqp: Any = self._app.amqp
         with amqp.Producer(self._connection) as producer, producer.batch(max_size=1000):
             producer.maybe_declare(self._queue_entity)
-            for event_id in event_ids:
-                task_id = str(uuid.uuid4())
+            for start in range(0, len(event_ids), self._ids_per_message):
+                ids = event_ids[start : start + self._ids_per_message]
                 message = amqp.create_task_message(
-                    task_id,
-                    PROCESS_EVENT,
-                    (event_id,),
+                    str(uuid.uuid4()),
+                    PROCESS_EVENTS,
+                    (ids,),
                     {},
                     ignore_result=True,
-                    argsrepr=f"({event_id},)",
+                    argsrepr=f"({len(ids)} event ids)",
                     kwargsrepr="{}",
                 )
                 amqp.send_task_message(
                     producer,
-                    PROCESS_EVENT,
+                    PROCESS_EVENTS,
                     message,
                     queue=self._queue_entity,
                     declare=[],

@@ -15,12 +15,14 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     ColumnElement,
     Connection,
     Select,
     Table,
     and_,
+    any_,
     bindparam,
     case,
     exists,
@@ -32,6 +34,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Update
 
@@ -140,6 +143,33 @@ def lock_event(session: Session, event_id: int) -> LockedEvent | None:
     return None if row is None else _as_locked(row)
 
 
+def open_events(connection: Session | Connection, event_ids: list[int]) -> dict[int, Any]:
+    """Every given event that exists, by id: its status and Clerk user id (not locked)."""
+    rows = connection.execute(
+        select(EVENTS.c.id, EVENTS.c.status, CLERK_USER_ID.label("clerk_user_id")).where(
+            EVENTS.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger)))
+        ),
+        {"ids": event_ids},
+    ).all()
+    return {row.id: row for row in rows}
+
+
+def lock_events(session: Session, event_ids: list[int]) -> list[LockedEvent]:
+    """The given events that are still open, locked, in the order they were stored."""
+    rows = session.execute(
+        _locked_events(
+            and_(
+                EVENTS.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger))),
+                EVENTS.c.status.in_(OPEN_STATUSES),
+            )
+        )
+        .order_by(EVENTS.c.id)
+        .with_for_update(of=EVENTS),
+        {"ids": event_ids},
+    ).all()
+    return [_as_locked(row) for row in rows]
+
+
 def lock_backlog(session: Session, limit: int) -> list[LockedEvent]:
     """The oldest `received` events no other task has locked, locked for this one."""
     rows = session.execute(
@@ -187,6 +217,15 @@ def record_retry(session: Session, event_id: int, reason: str) -> None:
     session.execute(
         update(EVENTS)
         .where(EVENTS.c.id == event_id, EVENTS.c.status.in_(OPEN_STATUSES))
+        .values(status="processing", last_error=reason, **_attempt())
+    )
+
+
+def record_retries(session: Session, event_ids: list[int], reason: str) -> None:
+    """`record_retry` for every event of a batch, in one statement."""
+    session.execute(
+        update(EVENTS)
+        .where(EVENTS.c.id.in_(event_ids), EVENTS.c.status.in_(OPEN_STATUSES))
         .values(status="processing", last_error=reason, **_attempt())
     )
 

@@ -31,6 +31,21 @@ def lock_user(session: Session, clerk_id: str) -> None:
     session.execute(_LOCK, {"space": USER_KEY_SPACE, "name": clerk_id})
 
 
+def lock_users(session: Session, clerk_ids: list[str]) -> None:
+    """Wait for every lock, one after the other in the order given (one round trip).
+
+    Callers pass the ids sorted: two tasks that lock overlapping sets then wait on each other
+    in one order only, and never deadlock."""
+    if clerk_ids:
+        session.execute(
+            text(
+                "SELECT pg_advisory_xact_lock(:space, hashtext(name)) "
+                "FROM unnest(CAST(:names AS text[])) name"
+            ),
+            {"space": USER_KEY_SPACE, "names": clerk_ids},
+        )
+
+
 def try_lock_user(session: Session, clerk_id: str) -> bool:
     return bool(session.execute(_TRY_LOCK, {"space": USER_KEY_SPACE, "name": clerk_id}).scalar())
 

@@ -1,9 +1,16 @@
-"""`webhooks.process_event(event_id)`: apply one stored Clerk event, once in effect.
+"""`webhooks.process_event(event_id)`: apply one stored Clerk event, once in effect; and
+`webhooks.process_events(event_ids)`: apply the events the web stored together, in one
+transaction, each with its own outcome.
 
 In one transaction: take the advisory lock of the event's Clerk user (events of one user never
 interleave), lock the row, dispatch by type (`workers.dispatch`), record the outcome; while a
 backlog waits, apply more `received` events in the same transaction (`workers.backlog`);
 commit; then send follow-ups (released `waiting` events, hooks' tasks).
+
+A batch shares one commit (most of an event's cost) and one message (Celery's per-message cost
+is several times the database work of an event). It takes the advisory locks of all its users
+in sorted order before any row lock, so two batches never deadlock; each event runs in a
+savepoint, so one that fails does not undo the others.
 
 A row that is already final makes a redelivered message a no-op. Transient errors (database or
 broker unreachable, serialization failures, deadlocks) are retried with exponential backoff and
@@ -19,13 +26,20 @@ from typing import Any
 import sqlalchemy.exc
 from celery import Task
 
-from cpn_sync.celery_config import PROCESS_EVENT, VISIBILITY_TIMEOUT
+from cpn_sync.celery_config import PROCESS_EVENT, PROCESS_EVENTS, VISIBILITY_TIMEOUT
 from cpn_sync.logs import get_logger
 from cpn_sync.settings import get_settings
 from workers import inbox
 from workers.app import app
 from workers.backlog import apply_backlog
-from workers.database import Publish, get_engine, new_session, unit_of_work
+from workers.database import (
+    Publish,
+    UnitOfWork,
+    get_engine,
+    new_session,
+    send_task,
+    unit_of_work,
+)
 from workers.dispatch import dispatch
 from workers.errors import (
     TRANSIENT_ERRORS,
@@ -34,6 +48,8 @@ from workers.errors import (
     describe_database_error,
     is_transient,
 )
+from workers.handlers.context import Outcome
+from workers.locks import lock_user, lock_users
 
 log = get_logger(__name__)
 
@@ -110,6 +126,62 @@ def apply_event(
     return outcome.status
 
 
+def apply_events(event_ids: list[int], publish: Publish | None = None) -> dict[int, str]:
+    """Apply the open events among `event_ids` in one transaction; answer each one's status.
+
+    Events already final are left alone (a redelivered or repeated message); unknown ids are
+    logged. A transient error rolls the whole batch back and propagates for the task to retry;
+    any other error fails only its own event.
+    """
+    with get_engine().connect() as connection:
+        found = inbox.open_events(
+            connection.execution_options(isolation_level="AUTOCOMMIT"), event_ids
+        )
+    for event_id in event_ids:
+        if event_id not in found:
+            log.warning("event.not_found", event_id=event_id)
+    statuses = {event_id: f"already {row.status}" for event_id, row in found.items()}
+    open_rows = [row for row in found.values() if row.status in inbox.OPEN_STATUSES]
+    if not open_rows:
+        return statuses
+    users = sorted({row.clerk_user_id for row in open_rows if row.clerk_user_id})
+    applied: list[tuple[inbox.LockedEvent, Outcome]] = []
+    with new_session() as session, unit_of_work(publish, session) as work:
+        lock_users(session, users)
+        for event in inbox.lock_events(session, list(found)):
+            if event.clerk_user_id and event.clerk_user_id not in users:
+                lock_user(session, event.clerk_user_id)  # its user id was filled in meanwhile
+            statuses[event.id] = _apply_in_batch(work, event, applied)
+        inbox.queue_released(work)
+    for event, outcome in applied:
+        log.info("event.applied", event_id=event.id, event_type=event.event_type,
+                 status=outcome.status, batched=True)  # fmt: skip
+    return statuses
+
+
+def _apply_in_batch(
+    work: UnitOfWork, event: inbox.LockedEvent, applied: list[tuple[inbox.LockedEvent, Outcome]]
+) -> str:
+    """One event of a batch, in a savepoint: answers its status."""
+    session = work.session
+    try:
+        with work.savepoint():
+            outcome = dispatch(work, event)
+            inbox.record_outcome(session, event, outcome, count_attempt=True)
+    except PermanentEventError as error:
+        reason = error.reason
+    except Exception as error:
+        if is_transient(error):
+            raise
+        reason = _describe_unexpected(event.id, error)
+    else:
+        applied.append((event, outcome))
+        return outcome.status
+    inbox.record_failure(session, event.id, reason, count_attempt=True)
+    log.warning("event.failed", event_id=event.id, reason=reason)
+    return "failed"
+
+
 def _fail(event_id: int, reason: str, *, count_attempt: bool) -> str:
     """Record `failed` in a transaction of its own (the work's transaction rolled back)."""
     with new_session() as session, session.begin():
@@ -120,15 +192,20 @@ def _fail(event_id: int, reason: str, *, count_attempt: bool) -> str:
 
 def _fail_unexpectedly(event_id: int, error: Exception, *, count_attempt: bool) -> str:
     """A bug or a database rejection we did not foresee: record it and keep the event for a
-    replay. Database errors are described without their DETAIL line, which may quote values."""
+    replay."""
+    return _fail(event_id, _describe_unexpected(event_id, error), count_attempt=count_attempt)
+
+
+def _describe_unexpected(event_id: int, error: Exception) -> str:
+    """Log the error and answer the reason to record. Database errors are described without
+    their DETAIL line, which may quote values."""
     if isinstance(error, sqlalchemy.exc.DBAPIError):
         description = describe_database_error(error)
         log.error("event.error", event_id=event_id, error=description)
     else:
         description = type(error).__name__
         log.exception("event.error", event_id=event_id)
-    reason = f"unexpected error ({description}); see the worker log"
-    return _fail(event_id, reason, count_attempt=count_attempt)
+    return f"unexpected error ({description}); see the worker log"
 
 
 def _record_retry(event_id: int, reason: str) -> None:
@@ -168,3 +245,50 @@ def process_event(self: Task[Any, Any], event_id: int, recovered: bool = False) 
             "event.retry", event_id=event_id, error=kind, retry=retries + 1, countdown=countdown
         )
         raise self.retry(exc=error, countdown=countdown) from error
+
+
+@app.task(
+    bind=True,
+    name=PROCESS_EVENTS,
+    max_retries=get_settings().event_max_retries,
+    acks_late=True,
+    reject_on_worker_lost=True,
+)
+def process_events(self: Task[Any, Any], event_ids: list[int]) -> None:
+    """Args `[[event_id, ...]]`, as the web sends them.
+
+    A redelivered batch (its worker died) may hold the event that killed it: each of its events
+    goes on alone as a suspect `process_event`, so that one fails by itself after
+    EVENT_MAX_ATTEMPTS instead of taking the batch with it.
+    """
+    if (self.request.delivery_info or {}).get("redelivered"):
+        log.warning("event.batch_redelivered", events=len(event_ids))
+        for event_id in event_ids:
+            send_task(PROCESS_EVENT, [event_id, True])
+        return
+    try:
+        apply_events(event_ids)
+    except TRANSIENT_ERRORS as error:
+        retries = self.request.retries
+        kind = type(error).__name__
+        if retries >= (self.max_retries or 0):
+            reason = f"gave up after {retries + 1} tries; last error: {kind}"
+            for event_id in event_ids:
+                _fail(event_id, reason, count_attempt=True)
+            return
+        _record_retries(event_ids, f"try {retries + 1} failed ({kind}); retrying")
+        countdown = retry_countdown(retries, get_settings().event_retry_backoff_max_seconds)
+        log.warning(
+            "event.batch_retry", events=len(event_ids), error=kind, retry=retries + 1,
+            countdown=countdown,
+        )  # fmt: skip
+        raise self.retry(exc=error, countdown=countdown) from error
+
+
+def _record_retries(event_ids: list[int], reason: str) -> None:
+    """Best effort, as `_record_retry`."""
+    try:
+        with new_session() as session, session.begin():
+            inbox.record_retries(session, event_ids, reason)
+    except TRANSIENT_ERRORS:
+        log.warning("event.retry_not_recorded", events=len(event_ids))

@@ -134,6 +134,16 @@ def task_messages(broker: redis.Redis) -> list[dict[str, Any]]:
     return found
 
 
+def enqueued_ids(broker: redis.Redis) -> list[int]:
+    """The event ids of every `webhooks.process_events` message waiting, in order."""
+    ids: list[int] = []
+    for message in task_messages(broker):
+        assert message["task"] == "webhooks.process_events", message
+        [batch] = message["args"]
+        ids.extend(batch)
+    return ids
+
+
 class WebServer:
     """A real `cpn-sync web` (uvicorn, 2 workers), started as the Procfile starts it."""
 

@@ -12,6 +12,7 @@ from cpn_sync.settings import Settings
 from tests.webhooks.conftest import (
     ENDPOINT,
     deliver,
+    enqueued_ids,
     new_event,
     post,
     running_app,
@@ -39,7 +40,7 @@ class TestNewEvent:
         assert row.payload == event
         assert row.status == "received"
         assert row.occurred_at == dt.datetime.fromtimestamp(event["timestamp"], dt.UTC)
-        assert task_messages(broker) == [{"task": "webhooks.process_event", "args": [row.id]}]
+        assert task_messages(broker) == [{"task": "webhooks.process_events", "args": [[row.id]]}]
 
     async def test_session_event_is_stored_under_its_user(
         self, settings: Settings, clean_db: Engine, broker: redis.Redis
@@ -92,7 +93,7 @@ class TestDuplicate:
         assert again.status_code == 200
         assert again.json() == {"status": "duplicate", "id": delivery.svix_id}
         assert len(stored(clean_db)) == 1
-        assert len(task_messages(broker)) == 1
+        assert len(enqueued_ids(broker)) == 1
 
 
 class TestMissingHeaders:
@@ -158,7 +159,7 @@ class TestNotJson:
         assert answers[0].json()["error"] == "not_json"
         assert [answer.json()["status"] for answer in answers[1:]] == ["accepted"] * 5
         assert {row.svix_id for row in stored(clean_db)} == {item.svix_id for item in good}
-        assert len(task_messages(broker)) == 5
+        assert len(enqueued_ids(broker)) == 5
 
 
 class TestNotClerkEnvelope:
@@ -265,7 +266,7 @@ class TestTolerance:
         else:
             assert (response.status_code, response.json()["error"]) == (401, "bad_timestamp")
         assert len(stored(clean_db)) == stored_rows
-        assert len(task_messages(broker)) == stored_rows
+        assert len(enqueued_ids(broker)) == stored_rows
 
     async def test_timestamp_that_is_not_a_number_is_401(
         self, settings: Settings, clean_db: Engine

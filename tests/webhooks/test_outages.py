@@ -18,6 +18,7 @@ from cpn_sync.settings import Settings
 from tests.webhooks.conftest import (
     closed_port_url,
     deliver,
+    enqueued_ids,
     new_event,
     post,
     running_app,
@@ -113,9 +114,7 @@ async def test_broker_stopped_then_restarted_publishing_resumes(
         rows = {row.svix_id: row for row in stored(clean_db)}
         assert set(rows) == {first.svix_id, during.svix_id, after.svix_id}
         assert all(row.status == "received" for row in rows.values())
-        published = {
-            message["args"][0] for message in task_messages(redis.Redis.from_url(server.url))
-        }
+        published = set(enqueued_ids(redis.Redis.from_url(server.url)))
         # The event stored while the broker was down is left to the sweeper.
         assert published == {rows[first.svix_id].id, rows[after.svix_id].id}
     finally:

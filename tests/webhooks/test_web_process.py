@@ -20,6 +20,7 @@ from tests.webhooks.conftest import (
     Delivery,
     WebServer,
     deliver,
+    enqueued_ids,
     new_event,
     stored,
     task_messages,
@@ -107,7 +108,7 @@ def test_twenty_concurrent_copies_across_workers_make_one_row_and_one_task(
     [row] = stored(clean_db)
     # Every answer is in, so only one id was ever handed to a publisher; wait for it to go out.
     wait_until(lambda: scrape(web_server)["cpn_webhook_enqueued_total"] == enqueued_before + 1)
-    assert task_messages(broker) == [{"task": "webhooks.process_event", "args": [row.id]}]
+    assert task_messages(broker) == [{"task": "webhooks.process_events", "args": [[row.id]]}]
 
 
 def test_declared_oversize_body_is_refused_before_it_is_sent(web_server: WebServer) -> None:
@@ -171,5 +172,5 @@ def test_sigterm_under_load_loses_nothing_that_was_stored_or_answered(
     assert len(accepted) >= 40
     rows = stored(clean_db)
     assert accepted <= {row.svix_id for row in rows}
-    published = sorted(message["args"][0] for message in task_messages(broker))
+    published = sorted(enqueued_ids(broker))
     assert published == sorted(row.id for row in rows)

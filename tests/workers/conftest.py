@@ -18,7 +18,7 @@ from celery import Celery
 from hypothesis import HealthCheck, settings
 from sqlalchemy import Engine, text
 
-from cpn_sync.celery_config import PROCESS_EVENT, QUEUES, celery_config
+from cpn_sync.celery_config import PROCESS_EVENT, PROCESS_EVENTS, QUEUES, celery_config
 from tests.conftest import APP_TABLES
 from tests.worker_process import WorkerProcess
 
@@ -98,6 +98,12 @@ class Processor:
             event_id, publish=self.publish, suspect=suspect, batch_size=self.batch_size
         )
 
+    def batch(self, event_ids: list[int]) -> dict[int, str]:
+        """What a worker does with the web's message: apply these events in one transaction."""
+        from workers.process_event import apply_events
+
+        return apply_events(event_ids, publish=self.publish)
+
     def released(self) -> list[int]:
         return [args[0] for name, args in self.follow_ups if name == PROCESS_EVENT]
 
@@ -107,6 +113,8 @@ class Processor:
             name, args = self.follow_ups.pop(0)
             if name == PROCESS_EVENT:
                 self(args[0], suspect=bool(args[1:] and args[1]))
+            elif name == PROCESS_EVENTS:
+                self.batch(args[0])
 
 
 @pytest.fixture
@@ -160,6 +168,13 @@ def web_publisher() -> Iterator[Celery]:
     app.conf.update(celery_config(get_settings()))
     yield app
     app.close()
+
+
+def send_as_web(web_publisher: Celery, event_ids: list[int], per_message: int = 10) -> None:
+    """The messages the web sends for these stored events: `process_events`, in batches."""
+    for start in range(0, len(event_ids), per_message):
+        batch = event_ids[start : start + per_message]
+        web_publisher.send_task(PROCESS_EVENTS, args=[batch], ignore_result=True)
 
 
 @contextlib.contextmanager

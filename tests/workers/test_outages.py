@@ -14,12 +14,12 @@ from kombu.exceptions import OperationalError
 from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import make_url
 
-from cpn_sync.celery_config import PROCESS_EVENT, SWEEP_INBOX, celery_config
+from cpn_sync.celery_config import PROCESS_EVENT, PROCESS_EVENTS, SWEEP_INBOX, celery_config
 from cpn_sync.local import RedisServer
 from cpn_sync.settings import Settings
 from db.models import User, WebhookEvent
 from tests.worker_process import WorkerProcess
-from tests.workers.conftest import running, status_counts, wait_until
+from tests.workers.conftest import running, send_as_web, status_counts, wait_until
 from tests.workers.factories import event_row, inbox_row, user_data, user_event
 from tests.workers.tcp_proxy import TcpProxy
 
@@ -53,8 +53,7 @@ def test_sigkill_mid_backlog_then_a_new_worker_applies_every_event_once(
     engine: Engine, web_publisher: Celery
 ) -> None:
     event_ids = store_users(engine, count=400, copies=100)
-    for event_id in event_ids:
-        web_publisher.send_task(PROCESS_EVENT, args=[event_id], ignore_result=True)
+    send_as_web(web_publisher, event_ids)
 
     first = WorkerProcess(concurrency=2)
     with running(first):
@@ -92,8 +91,7 @@ def test_sigterm_is_a_warm_shutdown_that_hands_back_what_it_had_not_started(
 ) -> None:
     """No sweeper runs here: every event must come back through the queue itself."""
     event_ids = store_users(engine, count=300)
-    for event_id in event_ids:
-        web_publisher.send_task(PROCESS_EVENT, args=[event_id], ignore_result=True)
+    send_as_web(web_publisher, event_ids)
     one_by_one = {"EVENT_BATCH_SIZE": "1"}
 
     first = WorkerProcess(concurrency=2, extra_env=one_by_one)
@@ -152,8 +150,13 @@ def test_broker_outage_events_stored_meanwhile_are_swept_in_when_it_returns(
         redis_server.stop()
 
 
+@pytest.mark.parametrize(
+    ("task", "retry_event"),
+    [(PROCESS_EVENTS, "event.batch_retry"), (PROCESS_EVENT, "event.retry")],
+    ids=["web_batch", "sweeper_single"],
+)
 def test_database_outage_during_processing_is_retried_until_it_returns(
-    engine: Engine, database_url: str, web_publisher: Celery
+    engine: Engine, database_url: str, web_publisher: Celery, task: str, retry_event: str
 ) -> None:
     url = make_url(database_url)
     socket_dir = url.query.get("host")  # the embedded server: a Unix socket
@@ -168,13 +171,12 @@ def test_database_outage_during_processing_is_retried_until_it_returns(
         with running(WorkerProcess(concurrency=1, extra_env=env)) as worker:
             (event_id,) = store_users(engine, count=1)
             proxy.cut()
-            web_publisher.send_task(PROCESS_EVENT, args=[event_id], ignore_result=True)
-            wait_until(lambda: bool(worker.events("event.retry")), 60, "a retry")
+            args = [[event_id]] if task == PROCESS_EVENTS else [event_id]
+            web_publisher.send_task(task, args=args, ignore_result=True)
+            wait_until(lambda: bool(worker.events(retry_event)), 60, "a retry")
             assert event_row(engine, event_id).status == "received"
 
             proxy.restore()
             wait_until(lambda: event_row(engine, event_id).status == "processed", 60, "applied")
             assert users_stored(engine) == (1, 1)
-            assert "OperationalError" in [
-                line.get("error") for line in worker.events("event.retry")
-            ]
+            assert "OperationalError" in [line.get("error") for line in worker.events(retry_event)]

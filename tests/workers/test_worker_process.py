@@ -9,11 +9,10 @@ from celery import Celery
 from click.testing import CliRunner
 from sqlalchemy import Engine, select, update
 
-from cpn_sync.celery_config import PROCESS_EVENT
 from cpn_sync.cli import main
 from db.models import User, UserSession, WebhookEvent
 from tests.worker_process import WorkerProcess
-from tests.workers.conftest import running, wait_until
+from tests.workers.conftest import running, send_as_web, wait_until
 from tests.workers.factories import (
     email_address,
     event_row,
@@ -42,12 +41,12 @@ def test_a_session_waits_for_its_user_through_the_broker(
     engine: Engine, worker: WorkerProcess, web_publisher: Celery
 ) -> None:
     session_id = store_event(engine, example("session.created"))  # data.user has no address
-    web_publisher.send_task(PROCESS_EVENT, args=[session_id], ignore_result=True)
+    send_as_web(web_publisher, [session_id])
     wait_until(lambda: event_row(engine, session_id).status == "waiting", 60, "session waits")
 
     user = user_event("user.created", user_data(CLERK_ID, email="john@example.com"))
     user_id = store_event(engine, user)
-    web_publisher.send_task(PROCESS_EVENT, args=[user_id], ignore_result=True)
+    send_as_web(web_publisher, [user_id])
 
     # The user's commit releases the waiting session: a follow-up task on the broker.
     wait_until(lambda: event_row(engine, session_id).status == "processed", 60, "released")
@@ -63,7 +62,7 @@ def test_no_email_fails_with_the_reason_then_a_replay_of_the_fixed_row_is_proces
     engine: Engine, worker: WorkerProcess, web_publisher: Celery
 ) -> None:
     event_id = store_event(engine, example("user.created"), svix_id="msg_no_email")
-    web_publisher.send_task(PROCESS_EVENT, args=[event_id], ignore_result=True)
+    send_as_web(web_publisher, [event_id])
     wait_until(lambda: final(engine, event_id), 60, "the event ends")
     row = event_row(engine, event_id)
     assert row.status == "failed"
@@ -95,7 +94,7 @@ def test_the_worker_log_holds_ids_but_no_personal_data(
         user_data("user_log", email="secret.person@example.com", first_name="Zebediah"),
     )
     event_id = store_event(engine, payload)
-    web_publisher.send_task(PROCESS_EVENT, args=[event_id], ignore_result=True)
+    send_as_web(web_publisher, [event_id])
     wait_until(lambda: final(engine, event_id), 60, "the event ends")
     wait_until(
         lambda: any(line.get("event_id") == event_id for line in worker.json_lines()),
