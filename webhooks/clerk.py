@@ -9,9 +9,11 @@ the inbox's writer after the commit, never by the request.
 from __future__ import annotations
 
 import time
+from typing import Any
 
+import orjson
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from cpn_sync.logs import get_logger
 from webhooks import metrics
@@ -58,7 +60,7 @@ async def receive_clerk_webhook(request: Request) -> Response:
             status=error.status,
             latency_ms=round(latency * 1000, 2),
         )
-        return JSONResponse({"error": error.reason.value, "detail": error.detail}, error.status)
+        return _json({"error": error.reason.value, "detail": error.detail}, error.status)
 
     outcome = "duplicate" if event_id is None else "accepted"
     (metrics.DUPLICATES if event_id is None else metrics.ACCEPTED).inc()
@@ -73,4 +75,9 @@ async def receive_clerk_webhook(request: Request) -> Response:
         status=200,
         latency_ms=round(latency * 1000, 2),
     )
-    return JSONResponse({"status": outcome, "id": svix_id})
+    return _json({"status": outcome, "id": svix_id})
+
+
+def _json(content: dict[str, Any], status: int = 200) -> Response:
+    """Starlette's JSONResponse, rendered by orjson (a few µs less on every delivery)."""
+    return Response(orjson.dumps(content), status, media_type="application/json")

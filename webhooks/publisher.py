@@ -61,7 +61,7 @@ class Publisher:
         settings: Settings,
         *,
         batch_size: int = 500,
-        linger: float = 0.005,
+        linger: float = 0.02,
         max_pending: int = 10_000,
     ) -> None:
         self._app = publishing_app(settings)
