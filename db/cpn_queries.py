@@ -36,6 +36,19 @@ def user_id_pages(engine: Engine, size: int) -> Iterator[list[int]]:
     return _pages(engine, select(users.c.id), users.c.id, size)
 
 
+def user_id_chunks(engine: Engine, size: int) -> Iterator[list[int]]:
+    """Every user id exactly once, `size` at a time, from ONE query read through a server-side
+    cursor: memory stays at one chunk, and the nightly fan-out publishes the chunks as fast as
+    PostgreSQL streams them (no query and connection check-out per chunk). For callers that do
+    little per chunk: the query's transaction stays open until the last one."""
+    with engine.connect() as connection:
+        result = connection.execution_options(yield_per=size).execute(
+            select(users.c.id).order_by(users.c.id)
+        )
+        for chunk in result.scalars().partitions():
+            yield list(chunk)
+
+
 def dirty_user_id_pages(engine: Engine, size: int) -> Iterator[list[int]]:
     """Users whose interactions changed since a recompute last saw them."""
     return _pages(engine, select(changes.c.user_id), changes.c.user_id, size)

@@ -6,6 +6,7 @@ jobs run under an advisory lock and skip (returning `ran=False`) when another pr
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -16,7 +17,7 @@ from cpn_sync.logs import get_logger
 from cpn_sync.settings import Settings
 from db.advisory import lock_key, try_advisory_lock
 from db.cpn import RecomputeOutcome, recompute_users
-from db.cpn_queries import dirty_user_id_pages, user_id_pages
+from db.cpn_queries import dirty_user_id_pages, user_id_chunks
 from db.recommendations import Thresholds
 
 SCAN_DIRTY_LOCK = lock_key("cpnscan")
@@ -58,13 +59,19 @@ def recompute_chunk(
     engine: Engine, user_ids: Sequence[int], options: CpnOptions
 ) -> RecomputeOutcome:
     """Recompute one chunk of users in one transaction."""
+    started = time.perf_counter()
     with Session(engine) as session, session.begin():
         outcome = recompute_users(
             session, user_ids, limits=options.limits, public_base_url=options.public_base_url
         )
     if outcome.out_of_range:
         log.error("cpn.figures_out_of_range", user_ids=outcome.out_of_range)
-    log.info("cpn.chunk_recomputed", users=len(user_ids), written=len(outcome.written))
+    log.info(
+        "cpn.chunk_recomputed",
+        users=len(user_ids),
+        written=len(outcome.written),
+        seconds=round(time.perf_counter() - started, 3),
+    )
     return outcome
 
 
@@ -104,10 +111,10 @@ def scan_dirty(engine: Engine, options: CpnOptions) -> JobOutcome:
 def fan_out_all(
     engine: Engine, options: CpnOptions, enqueue: Callable[[list[int]], object]
 ) -> JobOutcome:
-    """Page through every user id and hand each chunk to `enqueue` (a `cpn.recompute_chunk`)."""
+    """Read every user id and hand each chunk to `enqueue` (a `cpn.recompute_chunk`)."""
 
     def work(outcome: JobOutcome) -> None:
-        for page in user_id_pages(engine, options.chunk_size):
+        for page in user_id_chunks(engine, options.chunk_size):
             enqueue(page)
             outcome.chunks += 1
             outcome.users += len(page)

@@ -90,4 +90,9 @@ def scan_dirty() -> None:
 
 @app.task(name=CPN_RECOMPUTE_ALL, **RETRY_OPTIONS)
 def recompute_all() -> None:
-    cpn_jobs.fan_out_all(_engine(), _options(), lambda ids: recompute_chunk.delay(ids))
+    with app.producer_or_acquire() as producer:  # one broker connection for every chunk
+        cpn_jobs.fan_out_all(
+            _engine(),
+            _options(),
+            lambda ids: recompute_chunk.apply_async((ids,), producer=producer),
+        )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 import redis
@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from cpn_sync.celery_config import CPN_RECOMPUTE_ALL
 from db.advisory import try_advisory_lock
-from db.cpn_queries import user_id_pages
+from db.cpn_queries import user_id_chunks, user_id_pages
 from db.recommendations import Thresholds
 from tests.cpn.conftest import BASE_URL, add_interaction, make_user, results_of
 from tests.worker_process import WorkerProcess
@@ -111,10 +111,13 @@ class TestCoalescing:
 
 
 class TestFanOut:
-    def test_pages_cover_every_user_id_exactly_once(self, clean_db: Engine) -> None:
+    @pytest.mark.parametrize("pages_of", [user_id_pages, user_id_chunks])
+    def test_pages_cover_every_user_id_exactly_once(
+        self, clean_db: Engine, pages_of: Callable[[Engine, int], Iterator[list[int]]]
+    ) -> None:
         users = committed_users(clean_db, 10, with_interactions=False)
 
-        pages = list(user_id_pages(clean_db, 3))
+        pages = list(pages_of(clean_db, 3))
 
         assert [len(page) for page in pages] == [3, 3, 3, 1]
         assert [user for page in pages for user in page] == sorted(users)
