@@ -7,8 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from cpn_sync.metrics_dir import MULTIPROC_ENV, prepare_metrics_dir
 from tests.services import environment
 
@@ -32,16 +30,14 @@ def test_configured_metrics_dir_is_emptied_and_kept(tmp_path: Path) -> None:
     assert list(configured.iterdir()) == []
 
 
-def test_without_configuration_a_new_directory_is_exported(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.delenv(MULTIPROC_ENV, raising=False)
-    path, temporary = prepare_metrics_dir()
-    try:
-        assert temporary
-        assert os.environ[MULTIPROC_ENV] == str(path)
-        assert path.is_dir()
-        assert list(path.iterdir()) == []
-    finally:
-        path.rmdir()
-        monkeypatch.delenv(MULTIPROC_ENV, raising=False)
+def test_without_configuration_a_new_directory_is_exported() -> None:
+    # `environment` puts the variable back as it was (absent), also after the function set it.
+    with environment(**{MULTIPROC_ENV: None}):
+        path, temporary = prepare_metrics_dir()
+        try:
+            assert temporary
+            assert os.environ[MULTIPROC_ENV] == str(path)
+            assert path.is_dir()
+            assert list(path.iterdir()) == []
+        finally:
+            path.rmdir()
