@@ -29,7 +29,7 @@ def apply_backlog(work: UnitOfWork, limit: int) -> int:
     taken = try_lock_users(session, users)
     free_users = {user for user, free in zip(users, taken, strict=True) if free}
     applied = 0
-    for event in events:
+    for event in inbox.as_applied(session, events):
         if event.clerk_user_id and event.clerk_user_id not in free_users:
             continue  # another task is applying this user's events: its own message will
         try:

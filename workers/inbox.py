@@ -11,6 +11,7 @@ does nothing.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -179,6 +180,23 @@ def lock_backlog(session: Session, limit: int) -> list[LockedEvent]:
         .with_for_update(of=EVENTS, skip_locked=True)
     ).all()
     return [_as_locked(row) for row in rows]
+
+
+def as_applied(session: Session, events: list[LockedEvent]) -> Iterator[LockedEvent]:
+    """The events of one transaction one by one, each as it stands when its turn comes.
+
+    They were read together, before any was applied. A `user.deleted` among them redacts the
+    payloads of its user's events and tombstones the user, so a later event of that user is
+    read again (and then ends `ignored`, as it would in a transaction of its own); nothing else
+    one event does changes another's row.
+    """
+    deleted: set[str] = set()
+    for event in events:
+        if event.clerk_user_id in deleted:
+            event = lock_event(session, event.id) or event
+        yield event
+        if event.event_type == "user.deleted" and event.clerk_user_id:
+            deleted.add(event.clerk_user_id)
 
 
 def _build_record_outcome(count_attempt: bool) -> Update:

@@ -148,7 +148,7 @@ def apply_events(event_ids: list[int], publish: Publish | None = None) -> dict[i
     applied: list[tuple[inbox.LockedEvent, Outcome]] = []
     with new_session() as session, unit_of_work(publish, session) as work:
         lock_users(session, users)
-        for event in inbox.lock_events(session, list(found)):
+        for event in inbox.as_applied(session, inbox.lock_events(session, list(found))):
             if event.clerk_user_id and event.clerk_user_id not in users:
                 lock_user(session, event.clerk_user_id)  # its user id was filled in meanwhile
             statuses[event.id] = _apply_in_batch(work, event, applied)

@@ -11,6 +11,7 @@ from sqlalchemy import Engine, func, select, text
 from db.models import User, UserSession
 from tests.workers.conftest import Processor, status_counts
 from tests.workers.factories import (
+    deleted_event,
     event_row,
     example,
     session_event,
@@ -73,6 +74,23 @@ class TestBatch:
         assert process.released() == [waiting]  # sent again only after the commit
         process.drain()
         assert event_row(engine, waiting).status == "processed"
+
+    def test_an_event_after_its_users_deletion_in_the_same_batch_does_not_bring_the_user_back(
+        self, engine: Engine, process: Processor
+    ) -> None:
+        created = store_user(engine, "u7")
+        deleted = store_event(engine, deleted_event("u7"))
+        late_update = store_event(
+            engine,
+            user_event("user.updated", user_data("u7", email="back@e.com", updated_at=LATER)),
+        )
+
+        statuses = process.batch([created, deleted, late_update])
+
+        assert statuses == {created: "processed", deleted: "processed", late_update: "ignored"}
+        with engine.connect() as connection:
+            assert connection.scalar(select(func.count()).select_from(User)) == 0
+        assert event_row(engine, late_update).payload is None  # redacted with the user's others
 
     def test_final_events_are_left_alone_and_unknown_ids_are_skipped(
         self, engine: Engine, process: Processor

@@ -4,8 +4,11 @@ Clerk delivers at least once and in no guaranteed order. Hypothesis delivers a r
 permutation, with random duplicates (a redelivered message for the same row, or a second row
 with the same content), of one user's created, updated twice, session created and ended events
 and, in half the cases, the user's deletion; waiting events released by a later event are
-processed at random points. The final users, sessions, tombstones and payload redactions must
-equal those of in-order delivery, and no event may be left open.
+processed at random points. The messages are one per event (`process_event`, as the sweeper
+sends them), the same with the waiting backlog applied in the first message's transaction, or
+batches as the web sends them (`process_events`, cut at random points). The final users,
+sessions, tombstones and payload redactions must equal those of in-order delivery, and no
+event may be left open.
 """
 
 from __future__ import annotations
@@ -122,8 +125,11 @@ def deliver(
     engine: Engine,
     steps: list[tuple[str, bool, bool]],
     snapshot_has_email: bool,
+    mode: str = "single",
 ) -> dict[str, Any]:
-    """Process each step (name, as a new row?, run released events now?).
+    """Process each step (name, as a new row?, run released events now?). `mode` "single": a
+    message per step; "backlog": the same, each applying up to 50 waiting events in its
+    transaction; "batches": the steps up to each "now" in one `process_events` message.
 
     The rows are stored first, in one transaction (the web may store an event long before a
     worker takes it; a deletion then redacts rows still waiting to be processed).
@@ -142,11 +148,20 @@ def deliver(
         ids = connection.scalars(
             insert(WebhookEvent).returning(WebhookEvent.id, sort_by_parameter_order=True), rows
         ).all()
-    process = Processor()
+    process = Processor(batch_size=50 if mode == "backlog" else 1)
+    batch: list[int] = []
     for (_name, _new_row, drain_now), row in zip(steps, row_of_step, strict=True):
-        process(ids[row])
+        if mode != "batches":
+            process(ids[row])
+        elif ids[row] not in batch:
+            batch.append(ids[row])
         if drain_now:
+            if batch:
+                process.batch(batch)
+                batch = []
             process.drain()
+    if batch:
+        process.batch(batch)
     process.drain()
     svix_names = {row["svix_id"]: row["svix_id"].split("_", 2)[2] for row in rows}
     return final_state(engine, svix_names)
@@ -163,27 +178,29 @@ def in_order_state(engine: Engine, with_delete: bool, snapshot_has_email: bool) 
     return _expected[key]
 
 
+Case = tuple[bool, bool, str, list[tuple[str, bool, bool]]]
+
+
 @st.composite
-def deliveries(draw: st.DrawFn) -> tuple[bool, bool, list[tuple[str, bool, bool]]]:
+def deliveries(draw: st.DrawFn) -> Case:
     with_delete = draw(st.booleans())
     snapshot_has_email = draw(st.booleans())
+    mode = draw(st.sampled_from(["single", "backlog", "batches"]))
     names = list(IN_ORDER if with_delete else IN_ORDER[:-1])
     duplicates = draw(st.lists(st.sampled_from(names), max_size=4))
     order = draw(st.permutations(names + duplicates))
     steps = [(name, draw(st.booleans()), draw(st.booleans())) for name in order]
-    return with_delete, snapshot_has_email, steps
+    return with_delete, snapshot_has_email, mode, steps
 
 
 @pytest.mark.usefixtures("no_flush_wait")
 @settings(HYPOTHESIS_PROFILE)
 @given(case=deliveries())
-def test_any_order_with_duplicates_ends_as_in_order_delivery(
-    engine: Engine, case: tuple[bool, bool, list[tuple[str, bool, bool]]]
-) -> None:
-    with_delete, snapshot_has_email, steps = case
+def test_any_order_with_duplicates_ends_as_in_order_delivery(engine: Engine, case: Case) -> None:
+    with_delete, snapshot_has_email, mode, steps = case
     expected = in_order_state(engine, with_delete, snapshot_has_email)
 
-    actual = deliver(engine, steps, snapshot_has_email)
+    actual = deliver(engine, steps, snapshot_has_email, mode)
 
     assert actual == expected
     assert actual["open_events"] == []
