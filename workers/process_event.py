@@ -9,8 +9,9 @@ commit; then send follow-ups (released `waiting` events, hooks' tasks).
 
 A batch shares one commit (most of an event's cost) and one message (Celery's per-message cost
 is several times the database work of an event). It takes the advisory locks of all its users
-in sorted order before any row lock, so two batches never deadlock; each event runs in a
-savepoint, so one that fails does not undo the others.
+in sorted order before any row lock, so two batches never deadlock. One event that fails does
+not undo the others: the batch is then rolled back and applied again with each event in a
+savepoint (savepoints cost two round trips per event, so only a batch that needs them pays).
 
 A row that is already final makes a redelivered message a no-op. Transient errors (database or
 broker unreachable, serialization failures, deadlocks) are retried with exponential backoff and
@@ -126,12 +127,18 @@ def apply_event(
     return outcome.status
 
 
+class _BatchEventFailedError(Exception):
+    """An event of a batch failed: apply the batch again, each event in a savepoint."""
+
+
 def apply_events(event_ids: list[int], publish: Publish | None = None) -> dict[int, str]:
     """Apply the open events among `event_ids` in one transaction; answer each one's status.
 
     Events already final are left alone (a redelivered or repeated message); unknown ids are
     logged. A transient error rolls the whole batch back and propagates for the task to retry;
-    any other error fails only its own event.
+    any other error fails only its own event: the batch runs once without savepoints (two round
+    trips per event saved), and only when an event fails is it rolled back and run again with
+    each event in a savepoint of its own.
     """
     with get_engine().connect() as connection:
         found = inbox.open_events(
@@ -145,13 +152,29 @@ def apply_events(event_ids: list[int], publish: Publish | None = None) -> dict[i
     if not open_rows:
         return statuses
     users = sorted({row.clerk_user_id for row in open_rows if row.clerk_user_id})
+    try:
+        return statuses | _apply_batch(list(found), users, publish, isolated=False)
+    except _BatchEventFailedError:
+        return statuses | _apply_batch(list(found), users, publish, isolated=True)
+
+
+def _apply_batch(
+    event_ids: list[int], users: list[str], publish: Publish | None, *, isolated: bool
+) -> dict[int, str]:
+    """One transaction over the batch: the users' locks in sorted order, then the rows."""
+    statuses: dict[int, str] = {}
     applied: list[tuple[inbox.LockedEvent, Outcome]] = []
     with new_session() as session, unit_of_work(publish, session) as work:
         lock_users(session, users)
-        for event in inbox.as_applied(session, inbox.lock_events(session, list(found))):
+        for event in inbox.as_applied(session, inbox.lock_events(session, event_ids)):
             if event.clerk_user_id and event.clerk_user_id not in users:
                 lock_user(session, event.clerk_user_id)  # its user id was filled in meanwhile
-            statuses[event.id] = _apply_in_batch(work, event, applied)
+            if isolated:
+                statuses[event.id] = _apply_isolated(work, event, applied)
+            else:
+                outcome = _apply_or_isolate(work, event)
+                applied.append((event, outcome))
+                statuses[event.id] = outcome.status
         inbox.queue_released(work)
     for event, outcome in applied:
         log.info("event.applied", event_id=event.id, event_type=event.event_type,
@@ -159,7 +182,19 @@ def apply_events(event_ids: list[int], publish: Publish | None = None) -> dict[i
     return statuses
 
 
-def _apply_in_batch(
+def _apply_or_isolate(work: UnitOfWork, event: inbox.LockedEvent) -> Outcome:
+    """The optimistic pass: any failure but a transient one sends the batch to savepoints."""
+    try:
+        outcome = dispatch(work, event)
+        inbox.record_outcome(work.session, event, outcome, count_attempt=True)
+    except Exception as error:
+        if is_transient(error):
+            raise
+        raise _BatchEventFailedError from error
+    return outcome
+
+
+def _apply_isolated(
     work: UnitOfWork, event: inbox.LockedEvent, applied: list[tuple[inbox.LockedEvent, Outcome]]
 ) -> str:
     """One event of a batch, in a savepoint: answers its status."""

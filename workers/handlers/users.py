@@ -35,12 +35,21 @@ class UpsertedUser:
     applied: bool  # False when the stored row was newer and nothing changed
 
 
+# On the tables, not the mapped classes: these run for most events, and the ORM's statement
+# handling costs more than the lookups themselves.
+USERS = cast(Table, User.__table__)
+TOMBSTONES = cast(Table, DeletedUser.__table__)
+_IS_DELETED = select(exists().where(TOMBSTONES.c.clerk_id == bindparam("clerk_id")))
+_FIND_USER_ID = select(USERS.c.id).where(USERS.c.clerk_id == bindparam("clerk_id"))
+
+
 def is_deleted(session: Session, clerk_id: str) -> bool:
-    return bool(session.scalar(select(exists().where(DeletedUser.clerk_id == clerk_id))))
+    return bool(session.scalar(_IS_DELETED, {"clerk_id": clerk_id}))
 
 
 def find_user_id(session: Session, clerk_id: str) -> int | None:
-    return session.scalar(select(User.id).where(User.clerk_id == clerk_id))
+    user_id: int | None = session.scalar(_FIND_USER_ID, {"clerk_id": clerk_id})
+    return user_id
 
 
 USER_COLUMNS = (
