@@ -230,17 +230,8 @@ def record_outcome(
     )
 
 
-def record_retry(session: Session, event_id: int, reason: str) -> None:
-    """A try failed for a passing reason and another is scheduled: `processing` until then."""
-    session.execute(
-        update(EVENTS)
-        .where(EVENTS.c.id == event_id, EVENTS.c.status.in_(OPEN_STATUSES))
-        .values(status="processing", last_error=reason, **_attempt())
-    )
-
-
 def record_retries(session: Session, event_ids: list[int], reason: str) -> None:
-    """`record_retry` for every event of a batch, in one statement."""
+    """A try failed for a passing reason and another is scheduled: `processing` until then."""
     session.execute(
         update(EVENTS)
         .where(EVENTS.c.id.in_(event_ids), EVENTS.c.status.in_(OPEN_STATUSES))

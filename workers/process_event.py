@@ -243,52 +243,56 @@ def _describe_unexpected(event_id: int, error: Exception) -> str:
     return f"unexpected error ({description}); see the worker log"
 
 
-def _record_retry(event_id: int, reason: str) -> None:
+def _retry_or_fail(task: Task[Any, Any], event_ids: list[int], error: Exception) -> None:
+    """After a transient error: send the message again with backoff; after the last retry,
+    record `failed` on each of its events that is still open (never lost)."""
+    retries = task.request.retries
+    kind = type(error).__name__
+    if retries >= (task.max_retries or 0):
+        reason = f"gave up after {retries + 1} tries; last error: {kind}"
+        for event_id in event_ids:
+            _fail(event_id, reason, count_attempt=True)
+        return
+    _record_retries(event_ids, f"try {retries + 1} failed ({kind}); retrying")
+    countdown = retry_countdown(retries, get_settings().event_retry_backoff_max_seconds)
+    log.warning(
+        "event.retry", event_ids=event_ids, error=kind, retry=retries + 1, countdown=countdown
+    )
+    raise task.retry(exc=error, countdown=countdown) from error
+
+
+def _record_retries(event_ids: list[int], reason: str) -> None:
     """Best effort: while the database is unreachable the attempt goes unrecorded."""
     try:
         with new_session() as session, session.begin():
-            inbox.record_retry(session, event_id, reason)
+            inbox.record_retries(session, event_ids, reason)
     except TRANSIENT_ERRORS:
-        log.warning("event.retry_not_recorded", event_id=event_id)
+        log.warning("event.retry_not_recorded", event_ids=event_ids)
 
 
-@app.task(
-    bind=True,
-    name=PROCESS_EVENT,
-    max_retries=get_settings().event_max_retries,
-    acks_late=True,
-    reject_on_worker_lost=True,
-)
+# Late acknowledgement, and a message whose worker died goes back to the queue.
+EVENT_TASK_OPTIONS: dict[str, Any] = {
+    "bind": True,
+    "max_retries": get_settings().event_max_retries,
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+}
+
+
+@app.task(name=PROCESS_EVENT, **EVENT_TASK_OPTIONS)
 def process_event(self: Task[Any, Any], event_id: int, recovered: bool = False) -> None:
-    """Args `[event_id]` (webhook_events.id), as the web sends it; the sweeper sends
-    `[event_id, true]` for rows whose earlier message was lost."""
+    """Args `[event_id]` (webhook_events.id), as `events replay` and released `waiting` events
+    send it; the sweeper sends `[event_id, true]` for rows whose earlier message was lost."""
     suspect = recovered or bool((self.request.delivery_info or {}).get("redelivered"))
     try:
         apply_event(event_id, suspect=suspect)
     except EventNotFoundError:
         log.warning("event.not_found", event_id=event_id)
     except TRANSIENT_ERRORS as error:
-        retries = self.request.retries
-        kind = type(error).__name__
-        if retries >= (self.max_retries or 0):
-            reason = f"gave up after {retries + 1} tries; last error: {kind}"
-            _fail(event_id, reason, count_attempt=True)
-            return
-        _record_retry(event_id, f"try {retries + 1} failed ({kind}); retrying")
-        countdown = retry_countdown(retries, get_settings().event_retry_backoff_max_seconds)
-        log.warning(
-            "event.retry", event_id=event_id, error=kind, retry=retries + 1, countdown=countdown
-        )
-        raise self.retry(exc=error, countdown=countdown) from error
+        _retry_or_fail(self, [event_id], error)
 
 
-@app.task(
-    bind=True,
-    name=PROCESS_EVENTS,
-    max_retries=get_settings().event_max_retries,
-    acks_late=True,
-    reject_on_worker_lost=True,
-)
+@app.task(name=PROCESS_EVENTS, **EVENT_TASK_OPTIONS)
 def process_events(self: Task[Any, Any], event_ids: list[int]) -> None:
     """Args `[[event_id, ...]]`, as the web sends them.
 
@@ -304,26 +308,4 @@ def process_events(self: Task[Any, Any], event_ids: list[int]) -> None:
     try:
         apply_events(event_ids)
     except TRANSIENT_ERRORS as error:
-        retries = self.request.retries
-        kind = type(error).__name__
-        if retries >= (self.max_retries or 0):
-            reason = f"gave up after {retries + 1} tries; last error: {kind}"
-            for event_id in event_ids:
-                _fail(event_id, reason, count_attempt=True)
-            return
-        _record_retries(event_ids, f"try {retries + 1} failed ({kind}); retrying")
-        countdown = retry_countdown(retries, get_settings().event_retry_backoff_max_seconds)
-        log.warning(
-            "event.batch_retry", events=len(event_ids), error=kind, retry=retries + 1,
-            countdown=countdown,
-        )  # fmt: skip
-        raise self.retry(exc=error, countdown=countdown) from error
-
-
-def _record_retries(event_ids: list[int], reason: str) -> None:
-    """Best effort, as `_record_retry`."""
-    try:
-        with new_session() as session, session.begin():
-            inbox.record_retries(session, event_ids, reason)
-    except TRANSIENT_ERRORS:
-        log.warning("event.retry_not_recorded", events=len(event_ids))
+        _retry_or_fail(self, event_ids, error)
