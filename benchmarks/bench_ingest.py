@@ -3,7 +3,7 @@
 Every server runs as the Procfile runs `web` (uvicorn, $WEB_CONCURRENCY=2 workers, same options)
 against real PostgreSQL and Redis; wrk keeps 32 connections busy with distinct pre-signed
 user.created deliveries (re-signed just before each run, so they are inside the 5-minute
-tolerance). Tables are emptied between runs. Every server is measured in each of two rounds
+tolerance). Tables are emptied between runs. Every server is measured in each of three rounds
 (interleaved, so a slow spell of the machine does not fall on one server only) and keeps its
 best round. Prints events/s, p50 and p99 of each server and the ratios, and appends them to
 BENCHMARKS.md.
@@ -371,11 +371,11 @@ def report(results: list[Result], args: argparse.Namespace, events: int) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=int, default=20, help="seconds per server and round")
+    parser.add_argument("--duration", type=int, default=15, help="seconds per server and round")
     parser.add_argument(
         "--rounds",
         type=int,
-        default=2,
+        default=3,
         help="every server is measured once per round (interleaved); each keeps its best round",
     )
     parser.add_argument(
