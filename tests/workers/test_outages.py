@@ -53,7 +53,9 @@ def test_sigkill_mid_backlog_then_a_new_worker_applies_every_event_once(
     engine: Engine, web_publisher: Celery
 ) -> None:
     event_ids = store_users(engine, count=400, copies=100)
-    send_as_web(web_publisher, event_ids)
+    # One event a message, as the web sends them under light load: a batch applies its events
+    # so quickly that the worker would be done before the test could kill it.
+    send_as_web(web_publisher, event_ids, per_message=1)
 
     first = WorkerProcess(concurrency=2)
     with running(first):
@@ -91,7 +93,7 @@ def test_sigterm_is_a_warm_shutdown_that_hands_back_what_it_had_not_started(
 ) -> None:
     """No sweeper runs here: every event must come back through the queue itself."""
     event_ids = store_users(engine, count=300)
-    send_as_web(web_publisher, event_ids)
+    send_as_web(web_publisher, event_ids, per_message=1)  # batches would all end before SIGTERM
     one_by_one = {"EVENT_BATCH_SIZE": "1"}
 
     first = WorkerProcess(concurrency=2, extra_env=one_by_one)
