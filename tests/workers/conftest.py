@@ -141,13 +141,19 @@ def no_flush_wait(engine: Engine) -> Iterator[None]:
 
 
 def wait_until(
-    condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.2
+    condition: Callable[[], bool],
+    timeout: float,
+    what: str,
+    interval: float = 0.2,
+    describe: Callable[[], str] | None = None,
 ) -> None:
-    """Poll until `condition()` holds; fail naming `what` after `timeout` seconds."""
+    """Poll until `condition()` holds; fail naming `what` (and what `describe` says of the
+    state then) after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout:.0f} s: {what}")
+            state = f"; {describe()}" if describe else ""
+            raise AssertionError(f"not within {timeout:.0f} s: {what}{state}")
         time.sleep(interval)
 
 

@@ -93,7 +93,10 @@ def test_sigterm_is_a_warm_shutdown_that_hands_back_what_it_had_not_started(
 ) -> None:
     """No sweeper runs here: every event must come back through the queue itself."""
     event_ids = store_users(engine, count=300)
-    send_as_web(web_publisher, event_ids, per_message=1)  # batches would all end before SIGTERM
+    # One `process_event` each (batches would all end before SIGTERM); a redelivered batch is
+    # test_redelivery's subject.
+    for event_id in event_ids:
+        web_publisher.send_task(PROCESS_EVENT, args=[event_id], ignore_result=True)
     one_by_one = {"EVENT_BATCH_SIZE": "1"}
 
     first = WorkerProcess(concurrency=2, extra_env=one_by_one)
@@ -105,7 +108,10 @@ def test_sigterm_is_a_warm_shutdown_that_hands_back_what_it_had_not_started(
 
     with running(WorkerProcess(concurrency=2, extra_env=one_by_one)):
         wait_until(
-            lambda: status_counts(engine) == {"processed": len(event_ids)}, 120, "all applied"
+            lambda: status_counts(engine) == {"processed": len(event_ids)},
+            120,
+            "all applied",
+            describe=lambda: f"statuses {status_counts(engine)}",
         )
     assert users_stored(engine) == (300, 300)
 
