@@ -24,7 +24,6 @@ from __future__ import annotations
 import random
 from typing import Any
 
-import sqlalchemy.exc
 from celery import Task
 
 from cpn_sync.celery_config import PROCESS_EVENT, PROCESS_EVENTS, VISIBILITY_TIMEOUT
@@ -32,7 +31,7 @@ from cpn_sync.logs import get_logger
 from cpn_sync.settings import get_settings
 from workers import inbox
 from workers.app import app
-from workers.backlog import apply_backlog
+from workers.backlog import apply_backlog, apply_in_savepoint, describe_unexpected
 from workers.database import (
     Publish,
     UnitOfWork,
@@ -46,7 +45,6 @@ from workers.errors import (
     TRANSIENT_ERRORS,
     EventNotFoundError,
     PermanentEventError,
-    describe_database_error,
     is_transient,
 )
 from workers.handlers.context import Outcome
@@ -169,12 +167,11 @@ def _apply_batch(
         for event in inbox.as_applied(session, inbox.lock_events(session, event_ids)):
             if event.clerk_user_id and event.clerk_user_id not in users:
                 lock_user(session, event.clerk_user_id)  # its user id was filled in meanwhile
-            if isolated:
-                statuses[event.id] = _apply_isolated(work, event, applied)
-            else:
-                outcome = _apply_or_isolate(work, event)
+            apply = apply_in_savepoint if isolated else _apply_or_isolate
+            outcome = apply(work, event)
+            statuses[event.id] = "failed" if outcome is None else outcome.status
+            if outcome is not None:
                 applied.append((event, outcome))
-                statuses[event.id] = outcome.status
         inbox.queue_released(work)
     for event, outcome in applied:
         log.info("event.applied", event_id=event.id, event_type=event.event_type,
@@ -194,29 +191,6 @@ def _apply_or_isolate(work: UnitOfWork, event: inbox.LockedEvent) -> Outcome:
     return outcome
 
 
-def _apply_isolated(
-    work: UnitOfWork, event: inbox.LockedEvent, applied: list[tuple[inbox.LockedEvent, Outcome]]
-) -> str:
-    """One event of a batch, in a savepoint: answers its status."""
-    session = work.session
-    try:
-        with work.savepoint():
-            outcome = dispatch(work, event)
-            inbox.record_outcome(session, event, outcome, count_attempt=True)
-    except PermanentEventError as error:
-        reason = error.reason
-    except Exception as error:
-        if is_transient(error):
-            raise
-        reason = _describe_unexpected(event.id, error)
-    else:
-        applied.append((event, outcome))
-        return outcome.status
-    inbox.record_failure(session, event.id, reason, count_attempt=True)
-    log.warning("event.failed", event_id=event.id, reason=reason)
-    return "failed"
-
-
 def _fail(event_id: int, reason: str, *, count_attempt: bool) -> str:
     """Record `failed` in a transaction of its own (the work's transaction rolled back)."""
     with new_session() as session, session.begin():
@@ -228,19 +202,7 @@ def _fail(event_id: int, reason: str, *, count_attempt: bool) -> str:
 def _fail_unexpectedly(event_id: int, error: Exception, *, count_attempt: bool) -> str:
     """A bug or a database rejection we did not foresee: record it and keep the event for a
     replay."""
-    return _fail(event_id, _describe_unexpected(event_id, error), count_attempt=count_attempt)
-
-
-def _describe_unexpected(event_id: int, error: Exception) -> str:
-    """Log the error and answer the reason to record. Database errors are described without
-    their DETAIL line, which may quote values."""
-    if isinstance(error, sqlalchemy.exc.DBAPIError):
-        description = describe_database_error(error)
-        log.error("event.error", event_id=event_id, error=description)
-    else:
-        description = type(error).__name__
-        log.exception("event.error", event_id=event_id)
-    return f"unexpected error ({description}); see the worker log"
+    return _fail(event_id, describe_unexpected(event_id, error), count_attempt=count_attempt)
 
 
 def _retry_or_fail(task: Task[Any, Any], event_ids: list[int], error: Exception) -> None:
