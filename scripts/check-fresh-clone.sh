@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Proof that a fresh clone needs nothing but Python 3.11 and the package registries: clone the
 # committed HEAD into a temporary folder, unset every *_URL variable (so the embedded servers
-# are used, as on a new machine), run `make test` there, then `make run` until GET /healthz
+# are used, as on a new machine), empty the package caches, run `make test` there, then `make run` until GET /healthz
 # answers 200, then one Ctrl-C, after which nothing of that run may be left running.
 #
 # Usage: scripts/check-fresh-clone.sh        (KEEP_CLONE=1 keeps the temporary folder)
@@ -39,6 +39,8 @@ for variable in $(env | sed -n 's/^\([A-Za-z_][A-Za-z0-9_]*_URL\)=.*/\1/p'); do
     unset "$variable"
 done
 unset MAKEFLAGS MFLAGS MAKELEVEL
+# An empty package cache, as on a new machine: every wheel comes from the registry by the lock.
+export PIP_NO_CACHE_DIR=1 UV_CACHE_DIR="$work/uv-cache"
 cd "$work/cpn-sync"
 
 step "make test"

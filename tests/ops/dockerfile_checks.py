@@ -15,7 +15,15 @@ from tests.ops.deploy_checks import check_command, setting_names, tokens
 
 # Set in the image for Python and pip themselves.
 IMAGE_ENV = {"PATH", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED"}
-BUILD_ENV = {"PIP_DISABLE_PIP_VERSION_CHECK", "PIP_NO_CACHE_DIR"}
+BUILD_ENV = {
+    "PIP_DISABLE_PIP_VERSION_CHECK",
+    "PIP_NO_CACHE_DIR",
+    "UV_COMPILE_BYTECODE",
+    "UV_LINK_MODE",
+    "UV_NO_CACHE",
+    "UV_PYTHON_DOWNLOADS",
+    "UV_PROJECT_ENVIRONMENT",
+}
 
 
 def dockerfile_stages(text: str) -> list[list[dict[str, Any]]]:
@@ -45,12 +53,8 @@ def check_dockerfile(text: str, packages: list[str]) -> list[str]:
         problems.append("every stage must build FROM python:3.11-slim")
         return problems
     final = stages[-1]
-    runs = " ".join(i["value"] for stage in stages for i in stage if i["instruction"] == "RUN")
-    if "pip install" not in runs:
-        problems.append("the package is never pip-installed")
-    for bad in ("--editable", "pip install -e", "[test", ",test", "requirements-dev"):
-        if bad in runs:
-            problems.append(f"the image installs {bad!r} (editable or dev/test dependencies)")
+    run_lines = [i["value"] for stage in stages for i in stage if i["instruction"] == "RUN"]
+    problems += check_installs_from_the_lock(run_lines)
     copied = " ".join(
         i["value"] for stage in stages for i in stage if i["instruction"] == "COPY"
     ).split()
@@ -76,3 +80,49 @@ def check_dockerfile(text: str, packages: list[str]) -> list[str]:
         if name not in allowed
     ]
     return problems
+
+
+def check_installs_from_the_lock(run_lines: list[str]) -> list[str]:
+    """uv by hash, then the package and exactly the locked runtime dependencies: no pip install
+    of anything else, no editable install, no dev group, no embedded servers."""
+    problems = []
+    installs = [
+        command.strip()
+        for line in run_lines
+        for command in line.split("&&")
+        if "pip install" in command or "uv sync" in command or "uv pip" in command
+    ]
+    syncs = [command for command in installs if command.startswith("uv sync")]
+    if not syncs or "--no-editable" not in syncs[-1]:
+        problems.append("the package is never installed from the lock (uv sync --no-editable)")
+    for command in installs:
+        words = command.split()
+        if command.startswith("uv sync"):
+            if "--locked" not in words and "--frozen" not in words:
+                problems.append(f"{command!r} may change the lock (no --locked)")
+            if "--no-dev" not in words:
+                problems.append(f"{command!r} installs the dev group")
+            if "local" in words or "--all-extras" in words:
+                problems.append(f"{command!r} installs the embedded servers (the local extra)")
+        elif command.startswith("pip install"):
+            if "--require-hashes" not in words or "requirements/uv.txt" not in words:
+                problems.append(f"{command!r} installs something that is not locked by hash")
+        else:
+            problems.append(f"{command!r} installs around the lock")
+    return problems
+
+
+def client_major(text: str) -> str | None:
+    """The PostgreSQL client major the image installs (`postgresql-client-${PG_MAJOR}`)."""
+    stages = dockerfile_stages(text)
+    args = {
+        name: value
+        for instruction in stages[-1]
+        if instruction["instruction"] == "ARG" and "=" in instruction["value"]
+        for name, value in [instruction["value"].split("=", 1)]
+    }
+    for instruction in stages[-1]:
+        if instruction["instruction"] == "RUN" and "postgresql-client-" in instruction["value"]:
+            wanted = instruction["value"].split("postgresql-client-", 1)[1].split()[0].strip('"')
+            return args.get("PG_MAJOR") if wanted == "${PG_MAJOR}" else wanted
+    return None
