@@ -19,6 +19,7 @@ from workers.sessions_cli import sessions
 
 
 @click.group()
+@click.version_option(package_name="cpn-sync", message="%(prog)s %(version)s")
 def main() -> None:
     """Keep the CPN app's PostgreSQL database in step with Clerk."""
     try:
@@ -54,12 +55,25 @@ def web() -> None:
 
 
 @main.command()
-def worker() -> None:
+@click.option(
+    "--healthcheck",
+    is_flag=True,
+    help="Exit 0 when this host's worker answers a ping through the broker, else 1.",
+)
+def worker(healthcheck: bool) -> None:
     """A Celery worker for $WORKER_QUEUES with $WORKER_CONCURRENCY processes; its task metrics
     on $WORKER_METRICS_PORT."""
     from cpn_sync.metrics_dir import multiprocess_metrics
 
     settings = get_settings()
+    if healthcheck:
+        from workers.app import app
+        from workers.health import worker_answers
+
+        if not worker_answers(app):
+            raise click.ClickException("the worker of this host does not answer a ping")
+        click.echo("worker answers")
+        return
     # Before prometheus-client is imported (by workers.app): the pool's children inherit it.
     with multiprocess_metrics(private=True, prefix="cpn-worker-metrics-"):
         from workers.app import app
@@ -75,17 +89,30 @@ def worker() -> None:
 
 
 @main.command()
-def beat() -> None:
+@click.option(
+    "--healthcheck",
+    is_flag=True,
+    help="Exit 0 when the beat of this $DATA_DIR has ticked within the last 5 minutes, else 1.",
+)
+def beat(healthcheck: bool) -> None:
     """The Celery beat scheduler (run exactly one; scheduled jobs also take an advisory lock)."""
-    from workers.app import app
+    from workers.health import beat_is_alive
 
     settings = get_settings()
+    if healthcheck:
+        if not beat_is_alive(settings.data_dir):
+            raise click.ClickException(f"beat has not ticked recently in {settings.data_dir}")
+        click.echo("beat ticks")
+        return
+    from workers.app import app
+
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app.start(
         [
             "beat",
             f"--loglevel={settings.log_level}",
             f"--schedule={settings.data_dir / 'celerybeat-schedule'}",
+            "--scheduler=workers.health:HeartbeatScheduler",
         ]
     )
 
@@ -139,6 +166,8 @@ def dev(only: str) -> None:
         click.echo("Ctrl-C stops everything.")
         supervisor.start()
         status = supervisor.wait()
+    except local.LocalServiceError as error:
+        raise click.ClickException(str(error)) from None
     finally:
         if redis is not None:
             redis.stop()

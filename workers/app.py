@@ -18,6 +18,7 @@ from cpn_sync import logs
 from cpn_sync.celery_config import celery_config
 from cpn_sync.settings import get_settings
 from workers import task_metrics
+from workers.health import MAX_TICK_SECONDS
 from workers.schedule import beat_schedule
 
 TASK_MODULES = [
@@ -50,6 +51,7 @@ def worker_config() -> dict[str, Any]:
         "broker_connection_max_retries": None,  # keep reconnecting through a broker outage
         "worker_hijack_root_logger": False,
         "beat_schedule": beat_schedule(settings),
+        "beat_max_loop_interval": MAX_TICK_SECONDS,  # beat's heartbeat (workers.health)
         "timezone": "UTC",
     }
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import itertools
+import re
 import shlex
 from collections.abc import Mapping
 from pathlib import Path
@@ -193,6 +194,63 @@ def check_topology(compose: Mapping[str, Any]) -> list[str]:
         if service.get("profiles") != expected:
             problems.append(f"service {name} has profiles {service.get('profiles')}")
     return problems
+
+
+def longest_task_time_limit() -> float:
+    """The longest hard time limit of any task the worker runs (a task's own, or the app's)."""
+    from workers.app import app
+
+    app.loader.import_default_modules()
+    default = float(app.conf.task_time_limit or 0)
+    return max(
+        float(task.time_limit or default)
+        for name, task in app.tasks.items()
+        if not name.startswith("celery.")
+    )
+
+
+def seconds(duration: str) -> float:
+    """A compose duration (`330s`, `5m30s`, `1h`) in seconds."""
+    units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001}
+    total, number = 0.0, ""
+    for part in re.findall(r"\d+(?:\.\d+)?|ms|[hms]", str(duration)):
+        if part in units:
+            total, number = total + float(number) * units[part], ""
+        else:
+            number = part
+    return total
+
+
+def check_operations(compose: Mapping[str, Any]) -> list[str]:
+    """What a deploy and a restart need: a healthcheck for every long-running process of ours,
+    a real init as PID 1, and a worker grace that outlasts its longest task."""
+    services = compose["services"]
+    problems = []
+    for name in ("web", "worker", "beat"):
+        test = services.get(name, {}).get("healthcheck", {}).get("test")
+        if not test:
+            problems.append(f"service {name} has no healthcheck")
+        elif name != "web" and tokens(test)[1:] != ["cpn-sync", name, "--healthcheck"]:
+            problems.append(f"service {name} is not checked by cpn-sync {name} --healthcheck")
+    for name in (*APP_SERVICES, "flower"):
+        if services.get(name, {}).get("init") is not True:
+            problems.append(f"service {name} runs without init: true")
+    grace = seconds(services.get("worker", {}).get("stop_grace_period", "10s"))
+    if grace < longest_task_time_limit():
+        problems.append(
+            f"worker stop_grace_period {grace:g} s is shorter than the longest task time limit "
+            f"({longest_task_time_limit():g} s)"
+        )
+    return problems
+
+
+def compose_variables(path: Path = ROOT / "docker-compose.yml") -> set[str]:
+    """Every variable the compose file reads from the shell or .env: `${NAME...}` and the names
+    passed through without a value."""
+    names = set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)", path.read_text()))
+    for service in load_compose(path)["services"].values():
+        names |= {name for name, value in environment(service).items() if value is None}
+    return names
 
 
 def _condition(depends_on: Any, name: str) -> str | None:

@@ -20,7 +20,7 @@ from dockerfile_parse import DockerfileParser
 
 from cpn_sync.procfile import read_procfile
 from tests.ops import deploy_checks as checks
-from tests.ops.dockerfile_checks import check_dockerfile
+from tests.ops.dockerfile_checks import check_dockerfile, client_major
 
 ROOT = checks.ROOT
 BIN = Path(sys.executable).parent
@@ -73,6 +73,26 @@ class TestCompose:
     def test_start_order_scaling_and_durability(self, compose: dict[str, Any]) -> None:
         assert checks.check_topology(compose) == []
 
+    def test_healthchecks_init_and_a_grace_longer_than_any_task(
+        self, compose: dict[str, Any]
+    ) -> None:
+        assert checks.check_operations(compose) == []
+
+    def test_env_example_names_every_variable_the_compose_file_reads(self) -> None:
+        example = (ROOT / ".env.example").read_text().splitlines()
+        names = {
+            line.split("=", 1)[0] for line in example if line.strip() and not line.startswith("#")
+        }
+        assert names == checks.compose_variables()
+
+    def test_env_file_is_never_committed_nor_sent_to_a_build(self) -> None:
+        for ignore_file in (".gitignore", ".dockerignore"):
+            assert ".env" in (ROOT / ignore_file).read_text().split(), ignore_file
+        ignored = subprocess.run(
+            ["git", "check-ignore", "--quiet", ".env"], cwd=ROOT, check=False
+        ).returncode
+        assert ignored == 0
+
     def test_flower_runs_from_the_image_when_asked_for(self, compose: dict[str, Any]) -> None:
         flower = compose["services"]["flower"]
         env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
@@ -96,6 +116,12 @@ class TestDockerfile:
     ) -> None:
         final_env = DockerfileParser(fileobj=io.BytesIO((ROOT / "Dockerfile").read_bytes())).envs
         assert f"beat-data:{final_env['DATA_DIR']}" in compose["services"]["beat"]["volumes"]
+
+    def test_client_programs_of_the_compose_servers_major_for_backup(
+        self, compose: dict[str, Any]
+    ) -> None:
+        server_major = compose["services"]["postgres"]["image"].split(":")[1].split(".")[0]
+        assert client_major((ROOT / "Dockerfile").read_text()) == server_major
 
     def test_no_local_data_reaches_the_build_context(self) -> None:
         ignored = (ROOT / ".dockerignore").read_text().split()
@@ -151,6 +177,21 @@ class TestTheCheckerNotices:
         (found,) = checks.check_command(command)
         assert problem in found
 
+    def test_no_healthcheck_no_init_and_a_short_grace(self, compose: dict[str, Any]) -> None:
+        broken = mutated(
+            compose,
+            beat__healthcheck=None,
+            worker__healthcheck={"test": ["CMD", "true"]},
+            worker__stop_grace_period="1m",
+            release__init=None,
+        )
+        assert checks.check_operations(broken) == [
+            "service worker is not checked by cpn-sync worker --healthcheck",
+            "service beat has no healthcheck",
+            "service release runs without init: true",
+            "worker stop_grace_period 60 s is shorter than the longest task time limit (300 s)",
+        ]
+
     def test_a_service_that_drifts_from_the_procfile(
         self, compose: dict[str, Any], procfile: dict[str, str]
     ) -> None:
@@ -189,14 +230,23 @@ class TestTheCheckerNotices:
         text = (ROOT / "Dockerfile").read_text()
         broken = (
             text.replace("USER 10001:10001", "USER root")
-            .replace('pip install ".[flower]"', 'pip install -e ".[test]"')
+            .replace(
+                "uv sync --locked --no-dev --extra flower --no-editable",
+                "uv sync --extra flower --extra local",
+            )
+            .replace("pip install --no-deps --require-hashes", "pip install --no-deps")
             .replace('CMD ["cpn-sync", "web"]', 'CMD ["uvicorn", "webhooks.app:app"]')
             .replace("COPY workers ./workers\n", "")
             .replace("PYTHONUNBUFFERED=1", "PYTHONUNBUFERED=1")
         )
         assert check_dockerfile(broken, packages()) == [
-            "the image installs 'pip install -e' (editable or dev/test dependencies)",
-            "the image installs '[test' (editable or dev/test dependencies)",
+            "the package is never installed from the lock (uv sync --no-editable)",
+            "'pip install --no-deps -r requirements/uv.txt' installs something that is not "
+            "locked by hash",
+            "'uv sync --extra flower --extra local' may change the lock (no --locked)",
+            "'uv sync --extra flower --extra local' installs the dev group",
+            "'uv sync --extra flower --extra local' installs the embedded servers (the local "
+            "extra)",
             "package workers is not copied into the build",
             "the final stage runs as root (no USER, or USER root/0)",
             "the image starts ['uvicorn', 'webhooks.app:app'], not cpn-sync",
