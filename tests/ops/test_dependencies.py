@@ -204,3 +204,14 @@ def test_without_the_local_extra_make_run_says_what_to_install(tmp_path: Path) -
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert "pip install 'cpn-sync[local]'" in result.stderr
+
+
+def test_version_is_the_installed_packages() -> None:
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "cpn-sync"), "--version"],
+        env={key: value for key, value in os.environ.items() if key != "DATABASE_URL"},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    version = importlib.metadata.version("cpn-sync")
+    assert version == pyproject()["project"]["version"]  # type: ignore[index]
+    assert (result.returncode, result.stdout) == (0, f"cpn-sync {version}\n")
