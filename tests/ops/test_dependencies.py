@@ -58,9 +58,9 @@ class TestTheLock:
         for name in ("pyproject.toml", "uv.lock", "README.md"):
             shutil.copy(ROOT / name, tmp_path / name)
         text = (tmp_path / "pyproject.toml").read_text()
-        (tmp_path / "pyproject.toml").write_text(
-            text.replace('"alembic>=1.13",', '"alembic>=1.13",\n    "six>=1.16",', 1)
-        )
+        changed = text.replace("dependencies = [", 'dependencies = [\n    "six>=1.16",', 1)
+        assert changed != text
+        (tmp_path / "pyproject.toml").write_text(changed)
         result = uv("lock", "--check", "--offline", cwd=tmp_path)
         assert result.returncode != 0
         assert "update" in result.stderr.lower()
