@@ -88,6 +88,17 @@ def test_sigkill_mid_backlog_then_a_new_worker_applies_every_event_once(
     assert emails["user_0007"] == "u7@example.com"
 
 
+def failures(engine: Engine) -> str:
+    """The reasons of failed events, to tell a lost race from a slow machine."""
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(WebhookEvent.id, WebhookEvent.attempts, WebhookEvent.last_error).where(
+                WebhookEvent.status == "failed"
+            )
+        ).all()
+    return f"failed: {[tuple(row) for row in rows]}"
+
+
 def test_sigterm_is_a_warm_shutdown_that_hands_back_what_it_had_not_started(
     engine: Engine, web_publisher: Celery
 ) -> None:
@@ -111,7 +122,7 @@ def test_sigterm_is_a_warm_shutdown_that_hands_back_what_it_had_not_started(
             lambda: status_counts(engine) == {"processed": len(event_ids)},
             120,
             "all applied",
-            describe=lambda: f"statuses {status_counts(engine)}",
+            describe=lambda: f"statuses {status_counts(engine)}; {failures(engine)}",
         )
     assert users_stored(engine) == (300, 300)
 
