@@ -9,13 +9,13 @@ import sys
 import click
 
 from cpn_sync import logs
-from cpn_sync.backup import backup_command
-from cpn_sync.cpn_cli import cpn
-from cpn_sync.restore import restore_command
+from cpn_sync.backup.dump import backup_command
+from cpn_sync.backup.restore import restore_command
 from cpn_sync.settings import SettingsError, get_settings
 from webhooks.send import send
-from workers.events_cli import events
-from workers.sessions_cli import sessions
+from workers.cpn.cli import cpn
+from workers.inbox.cli import events
+from workers.onboarding.cli import sessions
 
 
 @click.group()

@@ -79,7 +79,7 @@ def purge_task_queues(broker_url: str) -> None:
     """A shared broker (RabbitMQ) outlives test runs: empty the task queues before this one."""
     from kombu import Connection
 
-    from cpn_sync.celery_config import QUEUES
+    from cpn_sync.task_contract import QUEUES
 
     with Connection(broker_url, connect_timeout=5) as connection:
         channel = connection.default_channel

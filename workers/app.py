@@ -3,7 +3,7 @@
 Nothing may be lost or silently dropped: messages are acknowledged after the task returns and
 re-queued when a worker process dies; each process takes one message at a time; results are
 not stored; every countdown and time limit stays far below the Redis visibility timeout (set
-in `cpn_sync.celery_config`, in its three places).
+in `cpn_sync.task_contract`, in its three places).
 """
 
 from __future__ import annotations
@@ -15,16 +15,16 @@ from celery import Celery
 from celery.signals import setup_logging, worker_process_init
 
 from cpn_sync import logs
-from cpn_sync.celery_config import celery_config
 from cpn_sync.settings import get_settings
-from workers import task_metrics
-from workers.schedule import beat_schedule
+from cpn_sync.task_contract import celery_config
+from workers.core import task_metrics
+from workers.core.schedule import beat_schedule
 
 TASK_MODULES = [
-    "workers.process_event",
-    "workers.maintenance",
-    "workers.cpn_tasks",
-    "workers.canary",
+    "workers.inbox.tasks",
+    "workers.inbox.sweep",
+    "workers.cpn.tasks",
+    "workers.canary.tasks",
 ]
 
 # Per-task lines ("Task ... received", "... succeeded in") cost more than a task here; the
@@ -73,7 +73,7 @@ def _structured_logging(**_: Any) -> None:
 @worker_process_init.connect
 def _fresh_database_connections(**_: Any) -> None:
     """Pooled connections must not cross fork(): each pool child opens its own."""
-    from workers.database import dispose_engine_after_fork
+    from workers.core.unit_of_work import dispose_engine_after_fork
 
     dispose_engine_after_fork()
 

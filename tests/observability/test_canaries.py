@@ -13,13 +13,13 @@ import pytest
 import redis
 from celery import Celery
 
-from cpn_sync.celery_config import QUEUES
 from cpn_sync.settings import Settings, get_settings
+from cpn_sync.task_contract import QUEUES
 from tests.observability.conftest import Scrape, is_finite, worker_env
 from tests.webhooks.conftest import running_app
 from tests.worker_process import WorkerProcess
 from tests.workers.conftest import running
-from workers.schedule import beat_schedule
+from workers.core.schedule import beat_schedule
 
 CANARY_AGE = "cpn_canary_age_seconds"
 INTERVAL = 1.5

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from cpn_sync.celery_config import PROCESS_EVENT, TASK_QUEUES, VISIBILITY_TIMEOUT
 from cpn_sync.settings import get_settings
+from cpn_sync.task_contract import PROCESS_EVENT, TASK_QUEUES, VISIBILITY_TIMEOUT
 from workers.app import app
 
 

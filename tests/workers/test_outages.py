@@ -14,9 +14,9 @@ from kombu.exceptions import OperationalError
 from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import make_url
 
-from cpn_sync.celery_config import PROCESS_EVENT, PROCESS_EVENTS, SWEEP_INBOX, celery_config
 from cpn_sync.local import RedisServer
 from cpn_sync.settings import Settings
+from cpn_sync.task_contract import PROCESS_EVENT, PROCESS_EVENTS, SWEEP_INBOX, celery_config
 from db.models import User, WebhookEvent
 from tests.worker_process import WorkerProcess
 from tests.workers.conftest import running, send_as_web, status_counts, wait_until
