@@ -64,7 +64,7 @@ def take_queued(redis_url: str, queue: str) -> list[tuple[str, list[Any]]]:
 def worker_engine() -> Iterator[None]:
     """In-process processing uses the workers' own engine; close it when the run ends."""
     yield
-    from workers.core.unit_of_work import close_engine
+    from workers.core.engine import close_engine
 
     close_engine()
 
@@ -126,7 +126,7 @@ def process() -> Processor:
 def no_flush_wait(engine: Engine) -> Iterator[None]:
     """For tests of many tiny transactions whose subject is not durability: commits do not
     wait for the disk (this database only, for the module)."""
-    from workers.core.unit_of_work import close_engine
+    from workers.core.engine import close_engine
 
     database = engine.url.database
     with engine.begin() as connection:

@@ -1,5 +1,5 @@
-"""The beat schedule (in code, documented in the README) and the guard every scheduled job
-runs under.
+"""The guard every scheduled job runs under, and the beat entries of the guarded jobs (the
+composition root, `workers.app`, adds the other features' entries).
 
 Two beat processes would each send every tick. The guard makes that harmless: a job runs in
 one transaction that holds its advisory lock (a second copy running at the same moment skips),
@@ -12,23 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from celery import Celery
-from celery.schedules import crontab
 from sqlalchemy import ColumnElement, func, literal_column
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from cpn_sync.logs import get_logger
 from cpn_sync.settings import Settings, get_settings
-from cpn_sync.task_contract import (
-    CANARIES,
-    CPN_RECOMPUTE_ALL,
-    CPN_SCAN_DIRTY,
-    EXPIRE_SESSIONS,
-    REDACT_PAYLOADS,
-    SWEEP_INBOX,
-)
 from db.models import ScheduledJobRun
+from workers.core.celery_app import app
 from workers.core.locks import try_lock_job
 from workers.core.unit_of_work import Publish, UnitOfWork, send_task, unit_of_work
 
@@ -43,13 +34,8 @@ JOB_TIME_LIMIT = 300
 Job = Callable[[UnitOfWork, Publish], dict[str, int]]
 
 
-def job_intervals(settings: Settings) -> dict[str, float]:
-    """Task name -> seconds between runs."""
-    return {
-        SWEEP_INBOX: settings.sweep_interval_seconds,
-        EXPIRE_SESSIONS: settings.session_expiry_interval_seconds,
-        REDACT_PAYLOADS: settings.payload_redaction_interval_seconds,
-    }
+# Task name -> its interval, from the settings: filled by `scheduled_job` as features load.
+INTERVALS: dict[str, Callable[[Settings], float]] = {}
 
 
 def every(task: str, interval: float) -> dict[str, Any]:
@@ -58,37 +44,9 @@ def every(task: str, interval: float) -> dict[str, Any]:
     return {"task": task, "schedule": interval, "options": {"expires": interval}}
 
 
-def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
-    """Celery's `beat_schedule`."""
-    return (
-        {task: every(task, interval) for task, interval in job_intervals(settings).items()}
-        | cpn_beat_schedule(settings)
-        | canary_beat_schedule(settings)
-    )
-
-
-def canary_beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
-    """A canary to each queue. They skip the once-per-tick guard: a second beat's copy only
-    records the same fact again."""
-    interval = settings.canary_interval_seconds
-    return {task: every(task, interval) for task in CANARIES.values()}
-
-
-def cpn_beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
-    """Beat entries; each expires before the next one fires, so an outage leaves no backlog."""
-    interval = settings.cpn_scan_interval_seconds
-    return {
-        CPN_SCAN_DIRTY: {
-            "task": CPN_SCAN_DIRTY,
-            "schedule": float(interval),
-            "options": {"expires": interval},
-        },
-        CPN_RECOMPUTE_ALL: {
-            "task": CPN_RECOMPUTE_ALL,
-            "schedule": crontab(hour=settings.cpn_nightly_hour, minute=settings.cpn_nightly_minute),
-            "options": {"expires": 3600},
-        },
-    }
+def guarded_beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+    """The beat entries of every job registered with `scheduled_job`."""
+    return {task: every(task, interval(settings)) for task, interval in INTERVALS.items()}
 
 
 def claim_tick(session: Session, job_name: str, interval_seconds: float) -> bool:
@@ -121,17 +79,23 @@ def run_scheduled(
     return counts
 
 
-def register_scheduled(app: Celery, task_name: str, job: Job) -> None:
-    """Make `job` the task `task_name`, run once per tick under the guard above."""
+def scheduled_job(task_name: str, interval: Callable[[Settings], float]) -> Callable[[Job], Job]:
+    """Make the decorated job the task `task_name`, run once per tick under the guard above,
+    every `interval(settings)` seconds. The job itself is returned unchanged (tests call it)."""
 
-    def run_job() -> None:
-        run_scheduled(task_name, job_intervals(get_settings())[task_name], job)
+    def register(job: Job) -> Job:
+        def run_job() -> None:
+            run_scheduled(task_name, interval(get_settings()), job)
 
-    run_job.__name__ = run_job.__qualname__ = task_name.replace(".", "_")
-    app.task(
-        name=task_name,
-        max_retries=0,
-        acks_late=True,
-        soft_time_limit=JOB_SOFT_TIME_LIMIT,
-        time_limit=JOB_TIME_LIMIT,
-    )(run_job)
+        run_job.__name__ = run_job.__qualname__ = task_name.replace(".", "_")
+        app.task(
+            name=task_name,
+            max_retries=0,
+            acks_late=True,
+            soft_time_limit=JOB_SOFT_TIME_LIMIT,
+            time_limit=JOB_TIME_LIMIT,
+        )(run_job)
+        INTERVALS[task_name] = interval
+        return job
+
+    return register

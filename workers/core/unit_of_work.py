@@ -1,5 +1,5 @@
-"""One SQLAlchemy engine per worker process, one session per task, and the unit of work that
-owns the transaction: it commits or rolls back, and sends follow-up tasks only after a commit.
+"""The unit of work that owns a task's transaction: it commits or rolls back, and sends
+follow-up tasks only after a commit.
 
 Handlers and queries flush, never commit. Follow-ups queued in a transaction that rolls back
 are dropped with it.
@@ -13,45 +13,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kombu.exceptions import OperationalError as BrokerOperationalError
-from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from cpn_sync.logs import get_logger
-from cpn_sync.settings import get_settings
-from db.engine import make_engine
+from workers.core.celery_app import app
+from workers.core.engine import new_session
 
 log = get_logger(__name__)
 
 Publish = Callable[[str, list[Any]], None]
-
-_engine: Engine | None = None
-
-
-def get_engine() -> Engine:
-    """The process's engine, created on first use (after the prefork fork, in a child)."""
-    global _engine
-    if _engine is None:
-        settings = get_settings()
-        _engine = make_engine(
-            settings.require_database_url(),
-            pool_size=settings.db_pool_size,
-            pool_recycle=1800,
-        )
-    return _engine
-
-
-def dispose_engine_after_fork() -> None:
-    """Drop connections inherited from the parent without closing them under its feet."""
-    if _engine is not None:
-        _engine.dispose(close=False)
-
-
-def close_engine() -> None:
-    """Close the process's connections (at exit; a later use opens new ones)."""
-    global _engine
-    if _engine is not None:
-        _engine.dispose()
-        _engine = None
 
 
 def send_task(name: str, args: list[Any]) -> None:
@@ -60,8 +30,6 @@ def send_task(name: str, args: list[Any]) -> None:
     `ignore_result` matters: without it Celery subscribes to the Redis result backend for
     every message sent, and a publish fails when that subscription cannot be made.
     """
-    from workers.app import app
-
     app.send_task(name, args=args, ignore_result=True)
 
 
@@ -90,10 +58,6 @@ class UnitOfWork:
             self.arrived_users = arrived
             raise
         nested.commit()
-
-
-def new_session() -> Session:
-    return Session(get_engine(), expire_on_commit=False)
 
 
 @contextmanager

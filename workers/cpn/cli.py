@@ -82,7 +82,7 @@ def _recompute_everyone(engine: Engine, enqueue: bool) -> None:
     from workers.cpn.jobs import CpnOptions, recompute_chunk
 
     if enqueue:
-        from workers.app import app
+        from workers.core.celery_app import app
 
         app.send_task(CPN_RECOMPUTE_ALL)
         click.echo("full recompute queued")

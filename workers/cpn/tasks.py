@@ -12,10 +12,11 @@ from functools import lru_cache
 from typing import Any
 
 import redis
+from celery.schedules import crontab
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
-from cpn_sync.settings import get_settings
+from cpn_sync.settings import Settings, get_settings
 from cpn_sync.task_contract import (
     CPN_RECOMPUTE_ALL,
     CPN_RECOMPUTE_CHUNK,
@@ -24,7 +25,7 @@ from cpn_sync.task_contract import (
 )
 from db.cpn.recompute import CpnFiguresOutOfRangeError
 from db.engine import make_engine
-from workers.app import app
+from workers.core.celery_app import app
 from workers.cpn import jobs as cpn_jobs
 from workers.cpn.requests import clear_request, redis_client, request_user_recompute
 
@@ -96,3 +97,20 @@ def recompute_all() -> None:
             _options(),
             lambda ids: recompute_chunk.apply_async((ids,), producer=producer),
         )
+
+
+def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Beat entries; each expires before the next one fires, so an outage leaves no backlog."""
+    interval = settings.cpn_scan_interval_seconds
+    return {
+        CPN_SCAN_DIRTY: {
+            "task": CPN_SCAN_DIRTY,
+            "schedule": float(interval),
+            "options": {"expires": interval},
+        },
+        CPN_RECOMPUTE_ALL: {
+            "task": CPN_RECOMPUTE_ALL,
+            "schedule": crontab(hour=settings.cpn_nightly_hour, minute=settings.cpn_nightly_minute),
+            "options": {"expires": 3600},
+        },
+    }

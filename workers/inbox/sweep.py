@@ -1,27 +1,21 @@
-"""Scheduled maintenance: the inbox sweeper, session expiry, payload retention.
+"""The inbox sweeper (`maintenance.sweep_inbox`, on beat): events whose message was lost, and
+`waiting` events whose user has arrived, are sent again.
 
-Each job runs under `workers.core.schedule.run_scheduled` (advisory lock, once per tick).
+It runs under the schedule guard (`workers.core.schedule`: advisory lock, once per tick).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Sequence
 
-from sqlalchemy import exists, func, or_, select, true, update
+from sqlalchemy import exists, or_, select
 
 from cpn_sync.broker_queues import waiting_messages
 from cpn_sync.settings import get_settings
-from cpn_sync.task_contract import (
-    EXPIRE_SESSIONS,
-    PROCESS_EVENT,
-    REDACT_PAYLOADS,
-    SWEEP_INBOX,
-    TASK_QUEUES,
-)
-from db.models import DeletedUser, User, UserSession, WebhookEvent
-from workers.app import app
-from workers.core.schedule import register_scheduled
+from cpn_sync.task_contract import PROCESS_EVENT, SWEEP_INBOX, TASK_QUEUES
+from db.models import DeletedUser, User, WebhookEvent
+from workers.core.celery_app import app
+from workers.core.schedule import scheduled_job
 from workers.core.unit_of_work import Publish, UnitOfWork
 from workers.inbox import state
 
@@ -64,6 +58,7 @@ def releasable_events(work: UnitOfWork, limit: int) -> Sequence[int]:
     ).all()
 
 
+@scheduled_job(SWEEP_INBOX, lambda settings: settings.sweep_interval_seconds)
 def sweep_inbox(work: UnitOfWork, publish: Publish) -> dict[str, int]:
     """Re-enqueue events whose message was lost (broker outage, killed worker) or whose user
     has arrived. Tops the queue up to `sweep_batch_size` messages: rows of a backlog that is
@@ -83,37 +78,3 @@ def sweep_inbox(work: UnitOfWork, publish: Publish) -> dict[str, int]:
     for event_id in released:
         publish(PROCESS_EVENT, [event_id])
     return {"requeued": len(stuck), "released": len(released), "queued": queued}
-
-
-def expire_sessions(work: UnitOfWork, _publish: Publish) -> dict[str, int]:
-    """Sessions past `expires_at` become inactive and ended (at their expiry, clamped)."""
-    result = work.session.execute(
-        update(UserSession)
-        .where(UserSession.is_active == true(), UserSession.expires_at <= func.now())
-        .values(
-            is_active=False,
-            ended_at=func.coalesce(
-                UserSession.ended_at,
-                func.greatest(UserSession.expires_at, UserSession.last_active_at),
-            ),
-        )
-        .returning(UserSession.id)
-    )
-    return {"expired": len(result.all())}
-
-
-def redact_old_payloads(work: UnitOfWork, _publish: Publish) -> dict[str, int]:
-    """Erase stored payloads older than WEBHOOK_RETENTION_DAYS, whatever their status."""
-    days = get_settings().webhook_retention_days
-    cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
-    return {"redacted": state.redact_payloads(work.session, WebhookEvent.received_at < cutoff)}
-
-
-SCHEDULED_JOBS = {
-    SWEEP_INBOX: sweep_inbox,
-    EXPIRE_SESSIONS: expire_sessions,
-    REDACT_PAYLOADS: redact_old_payloads,
-}
-
-for _task_name, _job in SCHEDULED_JOBS.items():
-    register_scheduled(app, _task_name, _job)

@@ -29,7 +29,8 @@ from celery import Task
 from cpn_sync.logs import get_logger
 from cpn_sync.settings import get_settings
 from cpn_sync.task_contract import PROCESS_EVENT, PROCESS_EVENTS, VISIBILITY_TIMEOUT
-from workers.app import app
+from workers.core.celery_app import app
+from workers.core.engine import get_engine, new_session
 from workers.core.errors import (
     TRANSIENT_ERRORS,
     EventNotFoundError,
@@ -40,8 +41,6 @@ from workers.core.locks import lock_user, lock_users
 from workers.core.unit_of_work import (
     Publish,
     UnitOfWork,
-    get_engine,
-    new_session,
     send_task,
     unit_of_work,
 )

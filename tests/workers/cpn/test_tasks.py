@@ -177,10 +177,9 @@ class TestScheduledJobsLock:
 def test_beat_entries_run_registered_tasks_on_the_cpn_queue() -> None:
     from cpn_sync.settings import get_settings
     from workers.app import app
-    from workers.core.schedule import cpn_beat_schedule
+    from workers.cpn.tasks import beat_schedule
 
-    cpn_schedule = cpn_beat_schedule(get_settings())
-    app.loader.import_default_modules()  # what a worker does at start: the `include` list
+    cpn_schedule = beat_schedule(get_settings())
 
     for entry in cpn_schedule.values():
         assert entry["task"] in app.tasks

@@ -21,8 +21,11 @@ from cpn_sync.task_contract import (
 from db.models import DeletedUser, User, UserSession, WebhookEvent
 from tests.workers.conftest import Processor
 from tests.workers.factories import event_row, example, store_event, user_data, user_event
-from workers.core.schedule import beat_schedule, run_scheduled
-from workers.inbox.sweep import expire_sessions, redact_old_payloads, sweep_inbox
+from workers.app import beat_schedule
+from workers.core.schedule import run_scheduled
+from workers.inbox.retention import redact_old_payloads
+from workers.inbox.sweep import sweep_inbox
+from workers.users.expiry import expire_sessions
 
 NOW = dt.datetime.now(dt.UTC)
 

@@ -19,7 +19,7 @@ REQUEST_KEYS = "cpn:recompute-requested:*"  # workers.cpn.requests.request_key o
 def _workers_engine() -> Iterator[None]:
     """In-process processing opens the workers' own engine; close it when the run ends."""
     yield
-    from workers.core.unit_of_work import close_engine
+    from workers.core.engine import close_engine
 
     close_engine()
 
