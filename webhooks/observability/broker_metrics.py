@@ -15,8 +15,9 @@ from collections.abc import Sequence
 from prometheus_client import Gauge
 
 from cpn_sync.broker_queues import queue_lengths
-from cpn_sync.canaries import canary_ages, canary_store
+from cpn_sync.canaries import canary_ages
 from cpn_sync.logs import get_logger
+from cpn_sync.redis_client import redis_client
 from cpn_sync.settings import Settings
 from cpn_sync.task_contract import QUEUES
 from webhooks.observability.metrics import CachedGauges
@@ -49,7 +50,7 @@ class BrokerGauges(CachedGauges):
     ) -> None:
         super().__init__(max_age=max_age, timeout=timeout)
         self._app = publishing_app(settings)  # the broker's URL and fail-fast options
-        self._canaries = canary_store(settings, timeout=timeout)
+        self._canaries = redis_client(settings, timeout=timeout)
         self._queues = tuple(queues)
 
     async def _refresh(self) -> None:

@@ -8,33 +8,22 @@ reports how long ago that was. The task does nothing else, so its age measures t
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import lru_cache
 from typing import Any
 
-import redis
-
-from cpn_sync.canaries import canary_store, record_consumed
+from cpn_sync.canaries import record_consumed
 from cpn_sync.logs import get_logger
-from cpn_sync.settings import Settings, SettingsError, get_settings
+from cpn_sync.settings import Settings
 from cpn_sync.task_contract import CANARIES
-from workers.core.celery_app import app
+from workers.core.redis import worker_redis
 from workers.core.schedule import every
+from workers.core.tasks import task
 
 log = get_logger(__name__)
 
 
-@lru_cache(maxsize=1)
-def _store() -> redis.Redis:
-    """One client per process, created in the pool child that first needs it."""
-    client = canary_store(get_settings())
-    if client is None:
-        raise SettingsError("REDIS_URL is not set: the canaries record their time in Redis")
-    return client
-
-
 def _canary(queue: str) -> Callable[[], None]:
     def canary() -> None:
-        consumed_at = record_consumed(_store(), queue)
+        consumed_at = record_consumed(worker_redis(), queue)
         log.debug("canary.consumed", queue=queue, at=consumed_at)
 
     canary.__name__ = canary.__qualname__ = f"{queue}_canary"
@@ -43,7 +32,7 @@ def _canary(queue: str) -> Callable[[], None]:
 
 for _queue, _task_name in CANARIES.items():
     # Not retried: the next tick is the retry, and a failing canary is the signal.
-    app.task(name=_task_name, max_retries=0, soft_time_limit=10, time_limit=20)(_canary(_queue))
+    task(_task_name, max_retries=0, soft_time_limit=10, time_limit=20)(_canary(_queue))
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:

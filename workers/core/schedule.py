@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 from cpn_sync.logs import get_logger
 from cpn_sync.settings import Settings, get_settings
 from db.models import ScheduledJobRun
-from workers.core.celery_app import app
 from workers.core.locks import try_lock_job
+from workers.core.tasks import task
 from workers.core.unit_of_work import Publish, UnitOfWork, send_task, unit_of_work
 
 log = get_logger(__name__)
@@ -88,12 +88,8 @@ def scheduled_job(task_name: str, interval: Callable[[Settings], float]) -> Call
             run_scheduled(task_name, interval(get_settings()), job)
 
         run_job.__name__ = run_job.__qualname__ = task_name.replace(".", "_")
-        app.task(
-            name=task_name,
-            max_retries=0,
-            acks_late=True,
-            soft_time_limit=JOB_SOFT_TIME_LIMIT,
-            time_limit=JOB_TIME_LIMIT,
+        task(
+            task_name, max_retries=0, soft_time_limit=JOB_SOFT_TIME_LIMIT, time_limit=JOB_TIME_LIMIT
         )(run_job)
         INTERVALS[task_name] = interval
         return job

@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import click
 from sqlalchemy import Engine, func, select
 
 from cpn_sync.settings import SettingsError, get_settings
-
-
-@contextmanager
-def _engine() -> Iterator[Engine]:
-    from db.engine import make_engine
-
-    engine = make_engine(get_settings().require_database_url())
-    try:
-        yield engine
-    finally:
-        engine.dispose()
+from workers.core.commands import command_engine
 
 
 def _user_id(engine: Engine, clerk_id: str) -> int:
@@ -48,7 +36,7 @@ def recompute(clerk_id: str | None, everyone: bool, enqueue: bool) -> None:
     """Recompute results now (a progress bar on a terminal), or --enqueue them."""
     if (clerk_id is None) == (not everyone):
         raise click.UsageError("give exactly one of --user CLERK_ID or --all")
-    with _engine() as engine:
+    with command_engine() as engine:
         if clerk_id is not None:
             _recompute_user(engine, _user_id(engine, clerk_id), enqueue)
         else:
@@ -111,7 +99,7 @@ def show(clerk_id: str) -> None:
 
     from db.cpn.queries import latest_result
 
-    with _engine() as engine:
+    with command_engine() as engine:
         user_id = _user_id(engine, clerk_id)
         with Session(engine) as session:
             row = latest_result(session, user_id)

@@ -17,17 +17,9 @@ import math
 import redis
 from celery import Celery
 
-from cpn_sync.settings import Settings, SettingsError
 from cpn_sync.task_contract import CPN_RECOMPUTE_USER
 
 KEY_SPARE_SECONDS = 60
-
-
-def redis_client(settings: Settings) -> redis.Redis:
-    """The Redis that holds the request keys (REDIS_URL, also when the broker is RabbitMQ)."""
-    if not settings.redis_url:
-        raise SettingsError("REDIS_URL is not set: coalescing CPN recomputes needs Redis")
-    return redis.Redis.from_url(settings.redis_url)
 
 
 def request_key(user_id: int) -> str:

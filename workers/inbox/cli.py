@@ -7,35 +7,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any
 
 import click
-from sqlalchemy import Engine, Select, func, select, update
+from sqlalchemy import Select, func, select, update
 
-from cpn_sync.settings import SettingsError, get_settings
 from db.models import WEBHOOK_EVENT_STATUSES, WebhookEvent
+from workers.core.commands import command_engine, utc_text
 
 REPLAYABLE_STATUSES = ("failed", "waiting", "ignored")
 DATETIME_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M"]
-
-
-@contextmanager
-def command_engine() -> Iterator[Engine]:
-    """An engine for one command (the `events` and `sessions` groups); a missing
-    DATABASE_URL is a one-line error."""
-    from db.engine import make_engine
-
-    try:
-        url = get_settings().require_database_url()
-    except SettingsError as error:
-        raise click.ClickException(str(error)) from error
-    engine = make_engine(url)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 def _utc(value: dt.datetime | None) -> dt.datetime | None:
@@ -43,11 +25,6 @@ def _utc(value: dt.datetime | None) -> dt.datetime | None:
     if value is None or value.tzinfo is not None:
         return value
     return value.replace(tzinfo=dt.UTC)
-
-
-def utc_text(value: dt.datetime | None) -> str:
-    """A time for a command's table: UTC, to the second; `-` for none."""
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S") if value else "-"
 
 
 @click.group()

@@ -21,15 +21,13 @@ at once, with a message that says why; `cpn-sync events replay` runs it again.
 
 from __future__ import annotations
 
-import random
 from typing import Any
 
 from celery import Task
 
 from cpn_sync.logs import get_logger
 from cpn_sync.settings import get_settings
-from cpn_sync.task_contract import PROCESS_EVENT, PROCESS_EVENTS, VISIBILITY_TIMEOUT
-from workers.core.celery_app import app
+from cpn_sync.task_contract import PROCESS_EVENT, PROCESS_EVENTS
 from workers.core.engine import get_engine, new_session
 from workers.core.errors import (
     TRANSIENT_ERRORS,
@@ -38,6 +36,7 @@ from workers.core.errors import (
     is_transient,
 )
 from workers.core.locks import lock_user, lock_users
+from workers.core.tasks import retry_countdown, task
 from workers.core.unit_of_work import (
     Publish,
     UnitOfWork,
@@ -50,16 +49,6 @@ from workers.inbox.context import Outcome
 from workers.inbox.dispatch import dispatch
 
 log = get_logger(__name__)
-
-
-def retry_countdown(retries: int, maximum: float) -> float:
-    """Exponential backoff (1, 2, 4, ... seconds, capped) with jitter over its upper half.
-
-    The cap stays far below the broker's visibility timeout, or Redis would deliver the
-    delayed retry a second time.
-    """
-    ceiling = min(maximum, 2.0**retries, VISIBILITY_TIMEOUT / 4)
-    return random.uniform(ceiling / 2, ceiling)
 
 
 def apply_event(
@@ -215,7 +204,7 @@ def _retry_or_fail(task: Task[Any, Any], event_ids: list[int], error: Exception)
             _fail(event_id, reason, count_attempt=True)
         return
     _record_retries(event_ids, f"try {retries + 1} failed ({kind}); retrying")
-    countdown = retry_countdown(retries, get_settings().event_retry_backoff_max_seconds)
+    countdown = retry_countdown(retries)
     log.warning(
         "event.retry", event_ids=event_ids, error=kind, retry=retries + 1, countdown=countdown
     )
@@ -231,16 +220,9 @@ def _record_retries(event_ids: list[int], reason: str) -> None:
         log.warning("event.retry_not_recorded", event_ids=event_ids)
 
 
-# Late acknowledgement, and a message whose worker died goes back to the queue.
-EVENT_TASK_OPTIONS: dict[str, Any] = {
-    "bind": True,
-    "max_retries": get_settings().event_max_retries,
-    "acks_late": True,
-    "reject_on_worker_lost": True,
-}
-
-
-@app.task(name=PROCESS_EVENT, **EVENT_TASK_OPTIONS)
+# They retry by themselves (the attempt is recorded on the rows; after the last retry the
+# events are `failed`), and a message whose worker died goes back to the queue.
+@task(PROCESS_EVENT, bind=True, reject_on_worker_lost=True)
 def process_event(self: Task[Any, Any], event_id: int, recovered: bool = False) -> None:
     """Args `[event_id]` (webhook_events.id), as `events replay` and released `waiting` events
     send it; the sweeper sends `[event_id, true]` for rows whose earlier message was lost."""
@@ -253,7 +235,7 @@ def process_event(self: Task[Any, Any], event_id: int, recovered: bool = False) 
         _retry_or_fail(self, [event_id], error)
 
 
-@app.task(name=PROCESS_EVENTS, **EVENT_TASK_OPTIONS)
+@task(PROCESS_EVENTS, bind=True, reject_on_worker_lost=True)
 def process_events(self: Task[Any, Any], event_ids: list[int]) -> None:
     """Args `[[event_id, ...]]`, as the web sends them.
 

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from cpn_sync import logs
 from cpn_sync.settings import get_settings
 from db.models import DataMigration
-from workers.inbox.cli import command_engine, utc_text
+from workers.core.commands import command_engine, utc_text
 
 MIGRATION_STATUSES = ("pending", "completed", "failed", "rolled_back")
 
