@@ -49,7 +49,7 @@ def _recompute_user(engine: Engine, user_id: int, enqueue: bool) -> None:
 
     settings = get_settings()
     if enqueue:
-        from workers.cpn.tasks import request_recompute
+        from workers.cpn.requests import request_recompute
 
         try:
             queued = request_recompute(user_id)

@@ -25,7 +25,7 @@ from workers.core.engine import get_engine
 from workers.core.redis import worker_redis
 from workers.core.tasks import task
 from workers.cpn import jobs as cpn_jobs
-from workers.cpn.requests import clear_request, request_user_recompute
+from workers.cpn.requests import clear_request
 
 # Figures outside the columns' range: bad data, logged without a traceback and not retried.
 OUT_OF_RANGE = (CpnFiguresOutOfRangeError,)
@@ -33,17 +33,6 @@ OUT_OF_RANGE = (CpnFiguresOutOfRangeError,)
 
 def _options() -> cpn_jobs.CpnOptions:
     return cpn_jobs.CpnOptions.from_settings(get_settings())
-
-
-def request_recompute(user_id: int) -> bool:
-    """For other tasks (after a migration or a rollback), once their transaction committed: a
-    coalesced `cpn.recompute_user`. Answers whether this call queued one."""
-    return request_user_recompute(
-        user_id,
-        client=worker_redis(),
-        celery_app=app,
-        window_seconds=get_settings().cpn_coalesce_seconds,
-    )
 
 
 def _raise_for(out_of_range: list[int]) -> None:

@@ -52,7 +52,7 @@ def import_command(file: Path) -> None:
     Each line commits on its own; bad lines are reported and skipped. Exit status 1 when any
     line failed.
     """
-    from workers.cpn.request_batch import RecomputeRequests
+    from workers.cpn.requests import RecomputeRequests
     from workers.onboarding.import_file import ImportAborted, import_lines
 
     # The report tells the operator about every line; per-line INFO logs would only bury it.
@@ -96,7 +96,7 @@ def import_command(file: Path) -> None:
 @click.option("--force", is_flag=True, help="Also undo a profile changed since the migration.")
 def rollback(migration_id: int, force: bool) -> None:
     """Undo one completed migration: remove what it wrote, restore what it overwrote."""
-    from workers.cpn.request_batch import RecomputeRequests
+    from workers.cpn.requests import RecomputeRequests
     from workers.onboarding.rollback import RollbackError, rollback_migration
 
     with _session() as session:

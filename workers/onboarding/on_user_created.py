@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from cpn_sync.task_contract import CPN_RECOMPUTE_USER
+from workers.cpn.requests import request_recompute
 from workers.inbox.context import EventContext
 from workers.onboarding.data_migration import migrate_session_data
 from workers.users.clerk_payloads import ClerkUser
@@ -21,4 +22,4 @@ def migrate_onboarding(ctx: EventContext, user_id: int, user: ClerkUser, onboard
         ctx.session, clerk_id=user.id, user_id=user_id, onboarding=onboarding
     )
     if outcome.status == "completed":
-        ctx.after_commit(CPN_RECOMPUTE_USER, [user_id])
+        ctx.work.after_commit_call(CPN_RECOMPUTE_USER, lambda: request_recompute(user_id))

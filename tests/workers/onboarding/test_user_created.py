@@ -15,7 +15,7 @@ from cpn_sync.task_contract import CPN_RECOMPUTE_USER
 from db.models import DataMigration, User, UserInteraction, UserProfile
 from tests.workers.conftest import Processor
 from tests.workers.factories import deleted_event, event_row, store_event, user_data, user_event
-from tests.workers.onboarding.factories import entry, new_clerk_id, onboarding
+from tests.workers.onboarding.factories import Requests, entry, new_clerk_id, onboarding
 from workers.onboarding.data_migration import migrate_session_data
 from workers.onboarding.import_file import USER_DELETED, import_lines
 
@@ -56,13 +56,14 @@ def user_id_of(engine: Engine, clerk_id: str) -> int:
     return user_id
 
 
-def recomputes(process: Processor) -> list[list[Any]]:
-    return [args for name, args in process.follow_ups if name == CPN_RECOMPUTE_USER]
+def recomputes(requests: Requests) -> list[list[Any]]:
+    """The recompute requests sent after the commits (through the CPN feature's coalescing)."""
+    return [args for name, args in requests() if name == CPN_RECOMPUTE_USER]
 
 
 class TestUserCreated:
     def test_valid_onboarding_is_migrated_and_a_recompute_follows_the_commit(
-        self, worker_tables: Engine, process: Processor
+        self, worker_tables: Engine, process: Processor, recompute_requests: Requests
     ) -> None:
         clerk_id = new_clerk_id()
         event_id = store_event(
@@ -77,10 +78,10 @@ class TestUserCreated:
             "interactions": 3,
             "migrations": ["completed"],
         }
-        assert recomputes(process) == [[user_id_of(worker_tables, clerk_id)]]
+        assert recomputes(recompute_requests) == [[user_id_of(worker_tables, clerk_id)]]
 
     def test_invalid_onboarding_creates_the_user_and_records_the_failure(
-        self, worker_tables: Engine, process: Processor
+        self, worker_tables: Engine, process: Processor, recompute_requests: Requests
     ) -> None:
         clerk_id = new_clerk_id()
         data = onboarding(profile={"firstName": "Ana", "age": 12}, dataEntry=entry(time=2))
@@ -102,10 +103,10 @@ class TestUserCreated:
         )
         assert failed.original_data == data
         assert event_row(worker_tables, event_id).last_error is None
-        assert recomputes(process) == []
+        assert recomputes(recompute_requests) == []
 
     def test_a_redelivery_with_a_new_svix_id_migrates_nothing_more(
-        self, worker_tables: Engine, process: Processor
+        self, worker_tables: Engine, process: Processor, recompute_requests: Requests
     ) -> None:
         clerk_id = new_clerk_id()
         payload = created_with(clerk_id, onboarding(sessionDataId=None, dataEntry=[entry()] * 2))
@@ -120,7 +121,7 @@ class TestUserCreated:
             "interactions": 2,
             "migrations": ["completed"],
         }
-        assert recomputes(process) == [[user_id_of(worker_tables, clerk_id)]]
+        assert recomputes(recompute_requests) == [[user_id_of(worker_tables, clerk_id)]]
 
     def test_user_updated_with_onboarding_does_not_migrate(
         self, worker_tables: Engine, process: Processor
@@ -194,7 +195,7 @@ class TestImportMeetsEvents:
         return [failure.reason for failure in report.failures]
 
     def test_clerks_user_created_fills_in_an_imported_user_and_skips_its_data(
-        self, worker_tables: Engine, process: Processor
+        self, worker_tables: Engine, process: Processor, recompute_requests: Requests
     ) -> None:
         clerk_id = new_clerk_id()
         data = onboarding()
@@ -215,7 +216,7 @@ class TestImportMeetsEvents:
         )
         assert rows(worker_tables, clerk_id)["migrations"] == ["completed"]
         assert rows(worker_tables, clerk_id)["interactions"] == 1
-        assert recomputes(process) == []
+        assert recomputes(recompute_requests) == []
 
     def test_the_import_does_not_bring_back_a_deleted_user(
         self, worker_tables: Engine, process: Processor
