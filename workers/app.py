@@ -22,12 +22,8 @@ FEATURE_TASKS = (inbox_tasks, sweep, retention, expiry, cpn_tasks, canary_tasks)
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
-    """Celery's `beat_schedule`: the guarded maintenance jobs, CPN's jobs, the canaries."""
-    return (
-        guarded_beat_schedule(settings)
-        | cpn_tasks.beat_schedule(settings)
-        | canary_tasks.beat_schedule(settings)
-    )
+    """Celery's `beat_schedule`: every guarded job (maintenance and CPN), and the canaries."""
+    return guarded_beat_schedule(settings) | canary_tasks.beat_schedule(settings)
 
 
 app.conf.beat_schedule = beat_schedule(get_settings())

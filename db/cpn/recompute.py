@@ -199,7 +199,7 @@ def _statement(limits: Thresholds, public_base_url: str) -> Select[Any]:
     )
 
 
-def lock_users(session: Session, user_ids: Sequence[int]) -> None:
+def lock_user_rows(session: Session, user_ids: Sequence[int]) -> None:
     """Serialize recomputes of the same users (a second one then sees the first one's row).
 
     FOR NO KEY UPDATE does not conflict with the FOR KEY SHARE that inserting an interaction
@@ -224,7 +224,7 @@ def recompute_users(
     if not user_ids:
         return RecomputeOutcome(written=[], out_of_range=[])
     ids = sorted(set(user_ids))
-    lock_users(session, ids)
+    lock_user_rows(session, ids)
     session.execute(select(func.set_config("work_mem", CHUNK_WORK_MEM, True)))
     row = session.execute(
         _statement(limits, public_base_url),

@@ -1,4 +1,6 @@
-"""PostgreSQL advisory locks, held until the end of the current transaction.
+"""The one advisory-lock module: PostgreSQL advisory locks, held until the end of the current
+transaction, for Clerk users (events, onboarding import and rollback) and scheduled jobs (the
+schedule guard).
 
 Keys use the two-integer form: the first names a key space, the second is `hashtext` of the
 name. A hash collision only serializes two unrelated users or jobs; it never breaks anything.
@@ -44,10 +46,6 @@ def lock_users(session: Session, clerk_ids: list[str]) -> None:
             ),
             {"space": USER_KEY_SPACE, "names": clerk_ids},
         )
-
-
-def try_lock_user(session: Session, clerk_id: str) -> bool:
-    return bool(session.execute(_TRY_LOCK, {"space": USER_KEY_SPACE, "name": clerk_id}).scalar())
 
 
 def try_lock_users(session: Session, clerk_ids: list[str]) -> list[bool]:

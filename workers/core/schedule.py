@@ -34,8 +34,10 @@ JOB_TIME_LIMIT = 300
 Job = Callable[[UnitOfWork, Publish], dict[str, int]]
 
 
-# Task name -> its interval, from the settings: filled by `scheduled_job` as features load.
-INTERVALS: dict[str, Callable[[Settings], float]] = {}
+Interval = Callable[[Settings], float]
+BeatEntry = Callable[[Settings], dict[str, Any]]
+# Task name -> its beat entry, from the settings: filled by `scheduled_job` as features load.
+BEAT_ENTRIES: dict[str, BeatEntry] = {}
 
 
 def every(task: str, interval: float) -> dict[str, Any]:
@@ -46,7 +48,7 @@ def every(task: str, interval: float) -> dict[str, Any]:
 
 def guarded_beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
     """The beat entries of every job registered with `scheduled_job`."""
-    return {task: every(task, interval(settings)) for task, interval in INTERVALS.items()}
+    return {task: entry(settings) for task, entry in BEAT_ENTRIES.items()}
 
 
 def claim_tick(session: Session, job_name: str, interval_seconds: float) -> bool:
@@ -79,9 +81,13 @@ def run_scheduled(
     return counts
 
 
-def scheduled_job(task_name: str, interval: Callable[[Settings], float]) -> Callable[[Job], Job]:
-    """Make the decorated job the task `task_name`, run once per tick under the guard above,
-    every `interval(settings)` seconds. The job itself is returned unchanged (tests call it)."""
+def scheduled_job(
+    task_name: str, interval: Interval, *, entry: BeatEntry | None = None
+) -> Callable[[Job], Job]:
+    """Make the decorated job the task `task_name`, run once per tick under the guard above;
+    beat sends it every `interval(settings)` seconds, or as `entry(settings)` says (a crontab;
+    `interval` is then the tick's length for the guard). The job itself is returned unchanged
+    (tests call it)."""
 
     def register(job: Job) -> Job:
         def run_job() -> None:
@@ -91,7 +97,7 @@ def scheduled_job(task_name: str, interval: Callable[[Settings], float]) -> Call
         task(
             task_name, max_retries=0, soft_time_limit=JOB_SOFT_TIME_LIMIT, time_limit=JOB_TIME_LIMIT
         )(run_job)
-        INTERVALS[task_name] = interval
+        BEAT_ENTRIES[task_name] = entry or (lambda settings: every(task_name, interval(settings)))
         return job
 
     return register

@@ -1,7 +1,7 @@
 """What the CPN tasks do, free of Celery: one chunk per transaction, and the scheduled jobs.
 
 Each function is a transaction boundary: it opens its own sessions and commits. The scheduled
-jobs run under an advisory lock and skip (returning `ran=False`) when another process holds it.
+jobs run under the one schedule guard (`workers.core.schedule`), applied by their tasks.
 """
 
 from __future__ import annotations
@@ -15,13 +15,9 @@ from sqlalchemy.orm import Session
 
 from cpn_sync.logs import get_logger
 from cpn_sync.settings import Settings
-from db.advisory import lock_key, try_advisory_lock
 from db.cpn.queries import dirty_user_id_pages, user_id_chunks
 from db.cpn.recommendations import Thresholds
 from db.cpn.recompute import RecomputeOutcome, recompute_users
-
-SCAN_DIRTY_LOCK = lock_key("cpnscan")
-RECOMPUTE_ALL_LOCK = lock_key("cpnall")
 
 log = get_logger("workers.cpn")
 
@@ -48,7 +44,6 @@ class CpnOptions:
 
 @dataclass
 class JobOutcome:
-    ran: bool
     chunks: int = 0
     users: int = 0
     written: int = 0
@@ -75,16 +70,7 @@ def recompute_chunk(
     return outcome
 
 
-def _exclusively(
-    engine: Engine, lock: int, job: str, work: Callable[[JobOutcome], None]
-) -> JobOutcome:
-    """Run a scheduled job under its advisory lock, or skip it when another process holds it."""
-    with try_advisory_lock(engine, lock) as held:
-        if not held:
-            log.info("cpn.job_skipped", job=job, reason="lock_held")
-            return JobOutcome(ran=False)
-        outcome = JobOutcome(ran=True)
-        work(outcome)
+def _logged(job: str, outcome: JobOutcome) -> JobOutcome:
     log.info(
         "cpn.job_done", job=job, chunks=outcome.chunks, users=outcome.users,
         written=outcome.written,
@@ -94,29 +80,25 @@ def _exclusively(
 
 def scan_dirty(engine: Engine, options: CpnOptions) -> JobOutcome:
     """Recompute every user whose interactions changed (insert, update or delete) since a
-    recompute last saw them, chunk by chunk, inline under the scan's lock: a second beat that
-    fires meanwhile skips, and one that fires later finds the changes already consumed."""
-
-    def work(outcome: JobOutcome) -> None:
-        for page in dirty_user_id_pages(engine, options.chunk_size):
-            chunk = recompute_chunk(engine, page, options)
-            outcome.chunks += 1
-            outcome.users += len(page)
-            outcome.written += len(chunk.written)
-            outcome.out_of_range += chunk.out_of_range
-
-    return _exclusively(engine, SCAN_DIRTY_LOCK, "scan_dirty", work)
+    recompute last saw them, chunk by chunk, inline (under the schedule guard, a second beat
+    that fires meanwhile skips, and one that fires later finds the changes already consumed)."""
+    outcome = JobOutcome()
+    for page in dirty_user_id_pages(engine, options.chunk_size):
+        chunk = recompute_chunk(engine, page, options)
+        outcome.chunks += 1
+        outcome.users += len(page)
+        outcome.written += len(chunk.written)
+        outcome.out_of_range += chunk.out_of_range
+    return _logged("scan_dirty", outcome)
 
 
 def fan_out_all(
     engine: Engine, options: CpnOptions, enqueue: Callable[[list[int]], object]
 ) -> JobOutcome:
     """Read every user id and hand each chunk to `enqueue` (a `cpn.recompute_chunk`)."""
-
-    def work(outcome: JobOutcome) -> None:
-        for page in user_id_chunks(engine, options.chunk_size):
-            enqueue(page)
-            outcome.chunks += 1
-            outcome.users += len(page)
-
-    return _exclusively(engine, RECOMPUTE_ALL_LOCK, "recompute_all", work)
+    outcome = JobOutcome()
+    for page in user_id_chunks(engine, options.chunk_size):
+        enqueue(page)
+        outcome.chunks += 1
+        outcome.users += len(page)
+    return _logged("recompute_all", outcome)

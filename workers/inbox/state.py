@@ -52,7 +52,6 @@ TOMBSTONES = cast(Table, DeletedUser.__table__)
 
 FINAL_STATUSES = ("processed", "ignored", "failed")
 OPEN_STATUSES = ("received", "processing", "waiting")
-USER_EVENT_PREFIXES = ("user.", "session.")
 
 # A row the web stored without `clerk_user_id` gets it from the payload: `data.id` of user
 # events, `data.user_id` of session events.

@@ -10,15 +10,18 @@ import redis
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
-from cpn_sync.task_contract import CPN_RECOMPUTE_ALL
-from db.advisory import try_advisory_lock
+from cpn_sync.task_contract import CPN_RECOMPUTE_ALL, CPN_RECOMPUTE_CHUNK, CPN_SCAN_DIRTY
 from db.cpn.queries import user_id_chunks, user_id_pages
 from db.cpn.recommendations import Thresholds
 from tests.worker_process import WorkerProcess
+from tests.workers.conftest import take_queued
 from tests.workers.cpn.conftest import BASE_URL, add_interaction, make_user, results_of
+from workers.core.schedule import run_scheduled
 from workers.cpn import jobs as cpn_jobs
 from workers.cpn.requests import clear_request, request_key, request_user_recompute
+from workers.cpn.tasks import recompute_all, scan_dirty
 
+HOLD_JOB_LOCK = text("SELECT pg_advisory_xact_lock(2, hashtext(:name))")
 OPTIONS = cpn_jobs.CpnOptions(limits=Thresholds(), public_base_url=BASE_URL, chunk_size=3)
 
 
@@ -148,38 +151,48 @@ class TestFanOut:
         assert [line for line in worker.json_lines() if line.get("level") == "error"] == []
 
 
-class TestScheduledJobsLock:
+class TestScheduledJobsGuard:
+    """The CPN jobs run under the one schedule guard (`workers.core.schedule`): a copy that
+    finds the job's lock held skips and changes nothing."""
+
     def test_a_held_lock_makes_the_scan_skip_and_change_nothing(self, clean_db: Engine) -> None:
         users = committed_users(clean_db, 2)
 
-        with try_advisory_lock(clean_db, cpn_jobs.SCAN_DIRTY_LOCK) as held:
-            assert held
-            skipped = cpn_jobs.scan_dirty(clean_db, OPTIONS)
-        ran = cpn_jobs.scan_dirty(clean_db, OPTIONS)
+        with clean_db.connect() as other:
+            other.execute(HOLD_JOB_LOCK, {"name": CPN_SCAN_DIRTY})
+            assert run_scheduled(CPN_SCAN_DIRTY, 300, scan_dirty) is None
+            assert row_counts(clean_db, users) == dict.fromkeys(users, 0)
+            other.rollback()
+        ran = run_scheduled(CPN_SCAN_DIRTY, 300, scan_dirty)
 
-        assert not skipped.ran
-        assert (ran.ran, ran.written) == (True, 2)
+        assert ran is not None
+        assert ran["written"] == 2
         assert row_counts(clean_db, users) == dict.fromkeys(users, 1)
 
-    def test_a_held_lock_makes_recompute_all_enqueue_nothing(self, clean_db: Engine) -> None:
+    def test_a_held_lock_makes_recompute_all_enqueue_nothing(
+        self, clean_db: Engine, redis_url: str
+    ) -> None:
         committed_users(clean_db, 2)
-        enqueued: list[list[int]] = []
 
-        with try_advisory_lock(clean_db, cpn_jobs.RECOMPUTE_ALL_LOCK) as held:
-            assert held
-            skipped = cpn_jobs.fan_out_all(clean_db, OPTIONS, enqueued.append)
-        assert (skipped.ran, enqueued) == (False, [])
+        with clean_db.connect() as other:
+            other.execute(HOLD_JOB_LOCK, {"name": CPN_RECOMPUTE_ALL})
+            assert run_scheduled(CPN_RECOMPUTE_ALL, 3600, recompute_all) is None
+            assert take_queued(redis_url, "cpn") == []
+            other.rollback()
 
-        ran = cpn_jobs.fan_out_all(clean_db, OPTIONS, enqueued.append)
-        assert (ran.ran, ran.chunks, len(enqueued)) == (True, 1, 1)
+        ran = run_scheduled(CPN_RECOMPUTE_ALL, 3600, recompute_all)
+        assert ran is not None
+        assert (ran["chunks"], ran["users"]) == (1, 2)
+        assert [name for name, _args in take_queued(redis_url, "cpn")] == [CPN_RECOMPUTE_CHUNK]
 
 
 def test_beat_entries_run_registered_tasks_on_the_cpn_queue() -> None:
     from cpn_sync.settings import get_settings
-    from workers.app import app
-    from workers.cpn.tasks import beat_schedule
+    from workers.app import app, beat_schedule
 
-    cpn_schedule = beat_schedule(get_settings())
+    schedule = beat_schedule(get_settings())
+    cpn_schedule = {name: entry for name, entry in schedule.items() if name.startswith("cpn.")}
+    assert set(cpn_schedule) == {CPN_SCAN_DIRTY, CPN_RECOMPUTE_ALL, "cpn.canary"}
 
     for entry in cpn_schedule.values():
         assert entry["task"] in app.tasks
