@@ -15,7 +15,7 @@ from cpn_sync.settings import SettingsError, get_settings
 from webhooks.send import send
 from workers.cpn.cli import cpn
 from workers.inbox.cli import events
-from workers.onboarding.cli import sessions
+from workers.onboarding.cli import onboarding, sessions
 
 
 @click.group()
@@ -30,6 +30,7 @@ def main() -> None:
 
 main.add_command(backup_command)
 main.add_command(restore_command)
+main.add_command(onboarding)
 main.add_command(sessions)
 
 

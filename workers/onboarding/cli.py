@@ -1,4 +1,5 @@
-"""`cpn-sync sessions`: import, roll back and list session-data migrations.
+"""`cpn-sync onboarding` (alias `sessions`): import, roll back and list onboarding data
+migrations.
 
 Output names ids, statuses, counts and rule failures; never a name, an email or a note.
 """
@@ -40,11 +41,11 @@ def _warn_unsent(unsent: int) -> None:
 
 
 @click.group()
-def sessions() -> None:
-    """Session-data migrations: the onboarding data browsers kept in session storage."""
+def onboarding() -> None:
+    """Onboarding data migrations: the data browsers kept in session storage before sign-up."""
 
 
-@sessions.command("import")
+@onboarding.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def import_command(file: Path) -> None:
     """Migrate a JSON Lines export: one {"clerk_id", "email", "sessionData"} object a line.
@@ -91,7 +92,7 @@ def import_command(file: Path) -> None:
         sys.exit(1)
 
 
-@sessions.command()
+@onboarding.command()
 @click.argument("migration_id", type=int)
 @click.option("--force", is_flag=True, help="Also undo a profile changed since the migration.")
 def rollback(migration_id: int, force: bool) -> None:
@@ -120,7 +121,7 @@ def rollback(migration_id: int, force: bool) -> None:
     _warn_unsent(recompute.unsent)
 
 
-@sessions.command("list")
+@onboarding.command("list")
 @click.option("--status", type=click.Choice(MIGRATION_STATUSES), help="Only this status.")
 @click.option("--clerk-id", help="Only this Clerk user.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1))
@@ -157,3 +158,11 @@ def list_command(status: str | None, clerk_id: str | None, limit: int) -> None:
             f"{utc_text(row.started_at):<19}  {utc_text(ended):<19}  {row.error_message or ''}"
         )
     click.echo(f"{len(rows)} migration(s)")
+
+
+# `cpn-sync sessions`: the group's former name, kept as an alias for one release.
+sessions = click.Group(
+    "sessions",
+    commands=onboarding.commands,
+    help="The former name of `cpn-sync onboarding` (kept for one release).",
+)

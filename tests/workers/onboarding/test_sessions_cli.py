@@ -290,3 +290,11 @@ def _counts(session: Session) -> dict[str, int]:
         "completed": migrations("completed"),
         "failed": migrations("failed"),
     }
+
+
+def test_onboarding_is_the_group_and_sessions_its_alias() -> None:
+    new, old = run_cli("onboarding", "--help"), run_cli("sessions", "--help")
+    assert (new.returncode, old.returncode) == (0, 0)
+    for command in ("import", "rollback", "list"):
+        assert command in new.stdout
+        assert command in old.stdout
