@@ -25,12 +25,13 @@ run: $(RUN_DEPS)
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 check-types: install
 	$(BIN)/mypy
 
 pytest: install
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest --cov $(PYTEST_ARGS)
 
 test: lint check-types pytest
 
