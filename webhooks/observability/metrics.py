@@ -30,7 +30,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cpn_sync.logs import get_logger
-from db.models import WEBHOOK_EVENT_STATUSES, WebhookEvent
+from db.models import WEBHOOK_EVENT_STATUSES, EventStatus, WebhookEvent
 from webhooks.errors import Reason
 
 log = get_logger(__name__)
@@ -82,7 +82,7 @@ def render() -> tuple[bytes, str]:
 _COUNT_BY_STATUS = select(WebhookEvent.status, func.count()).group_by(WebhookEvent.status)
 _OLDEST_RECEIVED_AGE = select(
     func.coalesce(func.extract("epoch", func.now() - func.min(WebhookEvent.received_at)), 0)
-).where(WebhookEvent.status == "received")
+).where(WebhookEvent.status == EventStatus.RECEIVED)
 
 
 class CachedGauges:

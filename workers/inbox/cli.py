@@ -13,10 +13,12 @@ from typing import Any
 import click
 from sqlalchemy import Select, func, select, update
 
-from db.models import WEBHOOK_EVENT_STATUSES, WebhookEvent
+from db.models import WEBHOOK_EVENT_STATUSES, EventStatus, WebhookEvent
 from workers.core.commands import command_engine, utc_text
 
-REPLAYABLE_STATUSES = ("failed", "waiting", "ignored")
+REPLAYABLE_STATUSES = tuple(
+    s.value for s in (EventStatus.FAILED, EventStatus.WAITING, EventStatus.IGNORED)
+)
 DATETIME_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M"]
 
 
@@ -124,7 +126,7 @@ def replay(svix_id: str | None, status: str | None, event_type: str | None) -> N
             update(WebhookEvent)
             .where(*conditions, WebhookEvent.payload.is_not(None))
             .values(
-                status="received",
+                status=EventStatus.RECEIVED,
                 attempts=0,
                 last_error=None,
                 processed_at=None,

@@ -3,25 +3,24 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy.orm import Session
 
+from db.models import EventStatus
 from workers.core.unit_of_work import UnitOfWork
 from workers.users.clerk_payloads import ClerkEvent
-
-OutcomeStatus = Literal["processed", "ignored", "waiting"]
 
 
 @dataclass(frozen=True)
 class Outcome:
     """How an event ended. `note` says why for `ignored` and `waiting` (kept in last_error)."""
 
-    status: OutcomeStatus
+    status: EventStatus  # processed, ignored or waiting: failures are raised
     note: str | None = None
 
 
-PROCESSED = Outcome("processed")
+PROCESSED = Outcome(EventStatus.PROCESSED)
 
 
 @dataclass

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from pydantic import ValidationError
 
+from db.models import EventStatus
 from workers.core.errors import PermanentEventError, describe_validation_error
 from workers.core.unit_of_work import UnitOfWork
 from workers.inbox import state
@@ -36,10 +37,10 @@ def dispatch(work: UnitOfWork, event: state.LockedEvent) -> Outcome:
     """
     handler = HANDLERS.get(event.event_type)
     if handler is None:
-        return Outcome("ignored", f"event type {event.event_type} is not handled")
+        return Outcome(EventStatus.IGNORED, f"event type {event.event_type} is not handled")
     if event.user_deleted and event.clerk_user_id and event.event_type != "user.deleted":
         state.redact_user_payloads(work.session, event.clerk_user_id)
-        return Outcome("ignored", f"user {event.clerk_user_id} was deleted; not applied")
+        return Outcome(EventStatus.IGNORED, f"user {event.clerk_user_id} was deleted; not applied")
     if event.payload is None:
         raise PermanentEventError(event.id, "the payload was redacted before it was applied")
     reason = f"payload does not match a Clerk {event.event_type}: "

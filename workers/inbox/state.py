@@ -40,7 +40,13 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Update
 
 from cpn_sync.task_contract import PROCESS_EVENT
-from db.models import DeletedUser, WebhookEvent
+from db.models import (
+    FINAL_EVENT_STATUSES,
+    OPEN_EVENT_STATUSES,
+    DeletedUser,
+    EventStatus,
+    WebhookEvent,
+)
 from workers.core.locks import user_lock
 from workers.core.unit_of_work import UnitOfWork
 from workers.inbox.context import Outcome
@@ -50,8 +56,8 @@ from workers.inbox.context import Outcome
 EVENTS = cast(Table, WebhookEvent.__table__)
 TOMBSTONES = cast(Table, DeletedUser.__table__)
 
-FINAL_STATUSES = ("processed", "ignored", "failed")
-OPEN_STATUSES = ("received", "processing", "waiting")
+FINAL_STATUSES = FINAL_EVENT_STATUSES
+OPEN_STATUSES = OPEN_EVENT_STATUSES
 
 # A row the web stored without `clerk_user_id` gets it from the payload: `data.id` of user
 # events, `data.user_id` of session events.
@@ -94,7 +100,7 @@ def claim(session: Session, event_id: int) -> int | None:
     attempts: int | None = session.scalar(
         update(EVENTS)
         .where(EVENTS.c.id == event_id, EVENTS.c.status.in_(OPEN_STATUSES))
-        .values(status="processing", **_attempt())
+        .values(status=EventStatus.PROCESSING, **_attempt())
         .returning(EVENTS.c.attempts)
     )
     return attempts
@@ -173,7 +179,7 @@ def lock_events(session: Session, event_ids: list[int]) -> list[LockedEvent]:
 def lock_backlog(session: Session, limit: int) -> list[LockedEvent]:
     """The oldest `received` events no other task has locked, locked for this one."""
     rows = session.execute(
-        _locked_events(EVENTS.c.status == "received")
+        _locked_events(EVENTS.c.status == EventStatus.RECEIVED)
         .order_by(EVENTS.c.received_at, EVENTS.c.id)
         .limit(limit)
         .with_for_update(of=EVENTS, skip_locked=True)
@@ -223,7 +229,7 @@ def record_outcome(
             "event_id": event.id,
             "new_status": outcome.status,
             "note": outcome.note,
-            "final": outcome.status != "waiting",
+            "final": outcome.status != EventStatus.WAITING,
             "user_id": event.clerk_user_id,
         },
     )
@@ -234,7 +240,7 @@ def record_retries(session: Session, event_ids: list[int], reason: str) -> None:
     session.execute(
         update(EVENTS)
         .where(EVENTS.c.id.in_(event_ids), EVENTS.c.status.in_(OPEN_STATUSES))
-        .values(status="processing", last_error=reason, **_attempt())
+        .values(status=EventStatus.PROCESSING, last_error=reason, **_attempt())
     )
 
 
@@ -244,7 +250,7 @@ def record_failure(session: Session, event_id: int, reason: str, *, count_attemp
         update(EVENTS)
         .where(EVENTS.c.id == event_id, EVENTS.c.status.in_(OPEN_STATUSES))
         .values(
-            status="failed",
+            status=EventStatus.FAILED,
             last_error=reason[:2000],
             processed_at=func.now(),
             **(_attempt() if count_attempt else {}),
@@ -262,7 +268,7 @@ def queue_released(work: UnitOfWork) -> None:
     released = work.session.scalars(
         select(EVENTS.c.id).where(
             EVENTS.c.clerk_user_id.in_(sorted(work.arrived_users)),
-            EVENTS.c.status == "waiting",
+            EVENTS.c.status == EventStatus.WAITING,
         )
     ).all()
     for event_id in released:
@@ -290,11 +296,11 @@ def stuck_condition(received_after_seconds: int, processing_after_seconds: int) 
     now = func.now()
     return or_(
         and_(
-            EVENTS.c.status == "received",
+            EVENTS.c.status == EventStatus.RECEIVED,
             EVENTS.c.received_at < now - _seconds(received_after_seconds),
         ),
         and_(
-            EVENTS.c.status == "processing",
+            EVENTS.c.status == EventStatus.PROCESSING,
             func.coalesce(EVENTS.c.last_attempt_at, EVENTS.c.received_at)
             < now - _seconds(processing_after_seconds),
         ),

@@ -13,7 +13,7 @@ from sqlalchemy import exists, or_, select
 from cpn_sync.broker_queues import waiting_messages
 from cpn_sync.settings import get_settings
 from cpn_sync.task_contract import PROCESS_EVENT, SWEEP_INBOX, TASK_QUEUES
-from db.models import DeletedUser, User, WebhookEvent
+from db.models import DeletedUser, EventStatus, User, WebhookEvent
 from workers.core.celery_app import app
 from workers.core.schedule import scheduled_job
 from workers.core.unit_of_work import Publish, UnitOfWork
@@ -51,7 +51,7 @@ def releasable_events(work: UnitOfWork, limit: int) -> Sequence[int]:
     )
     return work.session.scalars(
         select(WebhookEvent.id)
-        .where(WebhookEvent.status == "waiting", user_known)
+        .where(WebhookEvent.status == EventStatus.WAITING, user_known)
         .order_by(WebhookEvent.received_at)
         .limit(limit)
         .with_for_update(skip_locked=True)

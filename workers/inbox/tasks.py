@@ -28,6 +28,7 @@ from celery import Task
 from cpn_sync.logs import get_logger
 from cpn_sync.settings import get_settings
 from cpn_sync.task_contract import PROCESS_EVENT, PROCESS_EVENTS
+from db.models import EventStatus
 from workers.core.engine import get_engine, new_session
 from workers.core.errors import (
     TRANSIENT_ERRORS,
@@ -157,7 +158,7 @@ def _apply_batch(
                 lock_user(session, event.clerk_user_id)  # its user id was filled in meanwhile
             apply = apply_in_savepoint if isolated else _apply_or_isolate
             outcome = apply(work, event)
-            statuses[event.id] = "failed" if outcome is None else outcome.status
+            statuses[event.id] = EventStatus.FAILED if outcome is None else outcome.status
             if outcome is not None:
                 applied.append((event, outcome))
         state.queue_released(work)
@@ -184,7 +185,7 @@ def _fail(event_id: int, reason: str, *, count_attempt: bool) -> str:
     with new_session() as session, session.begin():
         state.record_failure(session, event_id, reason, count_attempt=count_attempt)
     log.warning("event.failed", event_id=event_id, reason=reason)
-    return "failed"
+    return EventStatus.FAILED
 
 
 def _fail_unexpectedly(event_id: int, error: Exception, *, count_attempt: bool) -> str:

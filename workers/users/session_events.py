@@ -18,7 +18,7 @@ from typing import Any, cast
 from sqlalchemy import ColumnElement, Table, and_, bindparam, case, false, func, true
 from sqlalchemy.dialects.postgresql import Insert, insert
 
-from db.models import UserSession
+from db.models import EventStatus, UserSession
 from workers.inbox.context import PROCESSED, EventContext, Outcome
 from workers.users.clerk_payloads import ClerkSession, HttpRequest, SessionActivity
 from workers.users.user_agents import parse_user_agent
@@ -183,7 +183,7 @@ def handle_session(ctx: EventContext) -> Outcome:
         snapshot = data.user
         if snapshot is None or snapshot.id != data.user_id or snapshot.primary_email is None:
             return Outcome(
-                "waiting",
+                EventStatus.WAITING,
                 f"waiting for user {data.user_id}: not stored yet, and data.user "
                 "has no email address to create it from",
             )
