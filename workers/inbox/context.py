@@ -7,9 +7,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from cpn_sync.clerk import ClerkEvent
 from db.models import EventStatus
 from workers.core.unit_of_work import UnitOfWork
-from workers.users.clerk_payloads import ClerkEvent
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,12 @@ from collections.abc import Callable
 
 from pydantic import ValidationError
 
+from cpn_sync.clerk import ClerkEvent
 from db.models import EventStatus
 from workers.core.errors import PermanentEventError, describe_validation_error
 from workers.core.unit_of_work import UnitOfWork
 from workers.inbox import state
 from workers.inbox.context import EventContext, Outcome
-from workers.users.clerk_payloads import ClerkEvent
 from workers.users.session_events import handle_session
 from workers.users.user_events import handle_user_deleted, handle_user_upsert
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from cpn_sync.clerk import ClerkUser
 from cpn_sync.task_contract import CPN_RECOMPUTE_USER
 from workers.cpn.requests import request_recompute
 from workers.inbox.context import EventContext
 from workers.onboarding.data_migration import migrate_session_data
-from workers.users.clerk_payloads import ClerkUser
 
 
 def migrate_onboarding(ctx: EventContext, user_id: int, user: ClerkUser, onboarding: Any) -> None:

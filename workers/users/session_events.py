@@ -18,9 +18,9 @@ from typing import Any, cast
 from sqlalchemy import ColumnElement, Table, and_, bindparam, case, false, func, true
 from sqlalchemy.dialects.postgresql import Insert, insert
 
+from cpn_sync.clerk import ClerkSession, HttpRequest, SessionActivity
 from db.models import EventStatus, UserSession
 from workers.inbox.context import PROCESSED, EventContext, Outcome
-from workers.users.clerk_payloads import ClerkSession, HttpRequest, SessionActivity
 from workers.users.user_agents import parse_user_agent
 from workers.users.user_events import find_user_id, release_waiting_events, upsert_user
 

@@ -17,13 +17,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import ReturningInsert
 
+from cpn_sync.clerk import ClerkUser
+from cpn_sync.clerk import DeletedUser as ClerkDeletedUser
 from db.models import DataMigration, DeletedUser, User
 from workers.core.errors import PermanentEventError, is_unique_violation
 from workers.inbox import state
 from workers.inbox.context import PROCESSED, EventContext, Outcome
 from workers.onboarding.on_user_created import migrate_onboarding
-from workers.users.clerk_payloads import ClerkUser
-from workers.users.clerk_payloads import DeletedUser as ClerkDeletedUser
 
 NO_EMAIL = "user has no email address (users.email is NOT NULL); replay once it has one"
 EMAIL_TAKEN = "the user's email address already belongs to another user (unique_email)"

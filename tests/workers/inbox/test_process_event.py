@@ -126,7 +126,7 @@ class TestRetryCountdown:
 
 class TestClerkTimestamps:
     def test_envelope_timestamp_in_seconds_or_milliseconds_is_the_same_instant(self) -> None:
-        from workers.users.clerk_payloads import ClerkEvent
+        from cpn_sync.clerk import ClerkEvent
 
         seconds = ClerkEvent.model_validate(example("user.created"))  # 1716883200
         milliseconds = ClerkEvent.model_validate(

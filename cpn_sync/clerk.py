@@ -1,4 +1,5 @@
-"""Pydantic models of the Clerk data the handlers map, and nothing more.
+"""The Clerk payload model, one for the web and the workers: the event envelope (what the
+endpoint checks and indexes) and the `data` models the handlers map, and nothing more.
 
 Unknown fields are ignored (Clerk adds fields over time). Lengths follow the columns the values
 land in, so a value that cannot be stored fails validation with a message naming the field,
@@ -12,8 +13,11 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-# Above this an envelope `timestamp` is in milliseconds (10 digits = seconds until year 2286).
-_MILLISECONDS_FROM = 10**11
+MAX_EVENT_TYPE_LENGTH = 100  # webhook_events.event_type is varchar(100)
+MAX_CLERK_ID_LENGTH = 255
+# An envelope timestamp at or above this is in milliseconds (as seconds it would be year 5138).
+MILLISECONDS_FROM = 100_000_000_000
+LATEST_TIMESTAMP_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 
 
 def from_epoch_ms(value: Any) -> dt.datetime | None:
@@ -25,10 +29,10 @@ def from_epoch_ms(value: Any) -> dt.datetime | None:
     return dt.datetime.fromtimestamp(value / 1000, tz=dt.UTC)
 
 
-def from_envelope_timestamp(value: int | float) -> dt.datetime:
-    """The envelope `timestamp` has been published in seconds and in milliseconds: accept both."""
-    seconds = value / 1000 if value >= _MILLISECONDS_FROM else value
-    return dt.datetime.fromtimestamp(seconds, tz=dt.UTC)
+def envelope_milliseconds(timestamp: int) -> int:
+    """The envelope `timestamp` has been published in seconds and in milliseconds: the one
+    rule that tells them apart."""
+    return timestamp if timestamp >= MILLISECONDS_FROM else timestamp * 1000
 
 
 EpochMs = Annotated[dt.datetime | None, BeforeValidator(from_epoch_ms)]
@@ -117,17 +121,43 @@ class EventAttributes(ClerkModel):
 
 
 class ClerkEvent(ClerkModel):
-    """The envelope: `{data, object, type, timestamp, instance_id, event_attributes}`."""
+    """The envelope: `{data, object, type, timestamp, instance_id, event_attributes}`.
 
-    type: str
+    The web stores an event only when `object` is `"event"`; `event_attributes` is read (and
+    validated) only by the handlers that use it, so that the web never refuses a verified
+    event for its content.
+    """
+
+    object: str | None = None
+    type: str = Field(min_length=1, max_length=MAX_EVENT_TYPE_LENGTH)
     data: dict[str, Any]
-    timestamp: int | float | None = None
-    event_attributes: EventAttributes | None = None
+    timestamp: int | None = Field(default=None, ge=0, le=LATEST_TIMESTAMP_MS)
+    event_attributes: Any = None
+
+    @property
+    def clerk_user_id(self) -> str | None:
+        """`data.id` of `user.*` events, `data.user_id` of `session.*` events, else none."""
+        if self.type.startswith("user."):
+            candidate = self.data.get("id")
+        elif self.type.startswith("session."):
+            candidate = self.data.get("user_id")
+        else:
+            return None
+        if isinstance(candidate, str) and 0 < len(candidate) <= MAX_CLERK_ID_LENGTH:
+            return candidate
+        return None  # stored anyway: the worker records why it cannot apply the event
+
+    @property
+    def occurred_at_ms(self) -> int | None:
+        return None if self.timestamp is None else envelope_milliseconds(self.timestamp)
 
     @property
     def occurred_at(self) -> dt.datetime | None:
-        return None if self.timestamp is None else from_envelope_timestamp(self.timestamp)
+        ms = self.occurred_at_ms
+        return None if ms is None else dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
 
     @property
     def http_request(self) -> HttpRequest | None:
-        return None if self.event_attributes is None else self.event_attributes.http_request
+        if self.event_attributes is None:
+            return None
+        return EventAttributes.model_validate(self.event_attributes).http_request
