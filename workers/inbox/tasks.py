@@ -3,9 +3,10 @@
 transaction, each with its own outcome.
 
 In one transaction: take the advisory lock of the event's Clerk user (events of one user never
-interleave), lock the row, dispatch by type (`workers.inbox.dispatch`), record the outcome; while a
-backlog waits, apply more `received` events in the same transaction (`workers.inbox.backlog`);
-commit; then send follow-ups (released `waiting` events, hooks' tasks).
+interleave), lock the row, apply it (`workers.inbox.apply`: dispatch by type, record the
+outcome); while a backlog waits, apply more `received` events in the same transaction
+(`workers.inbox.backlog`); commit; then send follow-ups (released `waiting` events, CPN
+recompute requests).
 
 A batch shares one commit (most of an event's cost) and one message (Celery's per-message cost
 is several times the database work of an event). It takes the advisory locks of all its users
@@ -45,9 +46,9 @@ from workers.core.unit_of_work import (
     unit_of_work,
 )
 from workers.inbox import state
-from workers.inbox.backlog import apply_backlog, apply_in_savepoint, describe_unexpected
+from workers.inbox.apply import Applied, apply, apply_in_savepoint, describe_unexpected, log_applied
+from workers.inbox.backlog import apply_backlog
 from workers.inbox.context import Outcome
-from workers.inbox.dispatch import dispatch
 
 log = get_logger(__name__)
 
@@ -97,10 +98,8 @@ def apply_event(
                 assert event is not None, "the row was there a statement ago"
                 if event.status in state.FINAL_STATUSES:
                     return f"already {event.status}"
-                outcome = dispatch(work, event)
-                state.record_outcome(session, event, outcome, count_attempt=not suspect)
-                if batch_size > 1:
-                    apply_backlog(work, batch_size - 1)
+                outcome = apply(work, event, count_attempt=not suspect)
+                backlog = apply_backlog(work, batch_size - 1) if batch_size > 1 else []
                 state.queue_released(work)
         except EventNotFoundError:
             raise
@@ -110,7 +109,8 @@ def apply_event(
             if is_transient(error):
                 raise
             return _fail_unexpectedly(event_id, error, count_attempt=not suspect)
-    log.info("event.applied", event_id=event_id, event_type=event.event_type, status=outcome.status)
+    log_applied([(event, outcome)], batched=False)
+    log_applied(backlog, batched=True)
     return outcome.status
 
 
@@ -150,7 +150,7 @@ def _apply_batch(
 ) -> dict[int, str]:
     """One transaction over the batch: the users' locks in sorted order, then the rows."""
     statuses: dict[int, str] = {}
-    applied: list[tuple[state.LockedEvent, Outcome]] = []
+    applied: Applied = []
     with new_session() as session, unit_of_work(publish, session) as work:
         lock_users(session, users)
         for event in state.as_applied(session, state.lock_events(session, event_ids)):
@@ -162,17 +162,14 @@ def _apply_batch(
             if outcome is not None:
                 applied.append((event, outcome))
         state.queue_released(work)
-    for event, outcome in applied:
-        log.info("event.applied", event_id=event.id, event_type=event.event_type,
-                 status=outcome.status, batched=True)  # fmt: skip
+    log_applied(applied, batched=True)
     return statuses
 
 
 def _apply_or_isolate(work: UnitOfWork, event: state.LockedEvent) -> Outcome:
     """The optimistic pass: any failure but a transient one sends the batch to savepoints."""
     try:
-        outcome = dispatch(work, event)
-        state.record_outcome(work.session, event, outcome, count_attempt=True)
+        outcome = apply(work, event)
     except Exception as error:
         if is_transient(error):
             raise
