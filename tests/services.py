@@ -82,7 +82,7 @@ def purge_task_queues(broker_url: str) -> None:
     from cpn_sync.task_contract import QUEUES
 
     with Connection(broker_url, connect_timeout=5) as connection:
-        channel = connection.default_channel
+        channel: Any = connection.default_channel  # kombu's channels differ by transport
         for queue in QUEUES:
             with contextlib.suppress(Exception):
                 channel.queue_purge(queue)

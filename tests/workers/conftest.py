@@ -10,7 +10,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import redis
@@ -54,7 +54,7 @@ def take_queued(redis_url: str, queue: str) -> list[tuple[str, list[Any]]]:
     client = redis.Redis.from_url(redis_url)
     messages = []
     while (raw := client.rpop(queue)) is not None:
-        message = json.loads(raw)
+        message = json.loads(cast(bytes, raw))
         args, _kwargs, _embed = json.loads(base64.b64decode(message["body"]))
         messages.append((message["headers"]["task"], args))
     return messages

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from celery import Celery
 from kombu.exceptions import OperationalError
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.engine import make_url
 
 from cpn_sync.local import RedisServer
@@ -35,11 +35,7 @@ def store_users(engine: Engine, count: int, copies: int = 0) -> list[int]:
     ]
     rows = [inbox_row(payload) for payload in payloads + payloads[:copies]]
     with engine.begin() as connection:
-        return list(
-            connection.scalars(
-                WebhookEvent.__table__.insert().returning(WebhookEvent.id), rows
-            ).all()
-        )
+        return list(connection.scalars(insert(WebhookEvent).returning(WebhookEvent.id), rows).all())
 
 
 def users_stored(engine: Engine) -> tuple[int, int]:

@@ -206,19 +206,19 @@ def _check_against_fractions(
 
     recompute(session, user)
 
-    cost = sum((Fraction(c) for c, _, _, _ in entries), Fraction(0))
+    total_cost = sum((Fraction(c) for c, _, _, _ in entries), Fraction(0))
     minutes = sum(m for _, m, _, _ in entries)
     nuts = sum(n for _, _, n, _ in entries)
     hours = Fraction(minutes, 60)
     row = latest_of(session, user)
     assert row.total_interactions == len(entries)
-    assert row.total_cost == _half_up(cost, 2)
+    assert row.total_cost == _half_up(total_cost, 2)
     assert row.total_time_hours == _half_up(hours, 2)
     assert row.total_nuts == nuts
-    assert row.average_cost_per_hour == _half_up(cost / hours, 2)
+    assert row.average_cost_per_hour == _half_up(total_cost / hours, 2)
     assert row.average_nuts_per_hour == _half_up(nuts / hours, 3)
     if nuts:
-        n, c = nuts / hours, cost / nuts
+        n, c = nuts / hours, total_cost / nuts
         assert row.average_cost_per_nut == _half_up(c, 2)
         assert row.overall_efficiency_score == _half_up(10 * n / (n + 1) * 50 / (50 + c), 3)
     else:

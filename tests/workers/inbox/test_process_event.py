@@ -140,7 +140,7 @@ class TestClerkTimestamps:
     def test_data_times_must_be_epoch_milliseconds(
         self, engine: Engine, process: Processor
     ) -> None:
-        data = user_data("u1", email="a@e.com", updated_at="yesterday")
+        data = user_data("u1", email="a@e.com", updated_at="yesterday")  # type: ignore[arg-type]
         event_id = store_event(engine, user_event("user.created", data))
 
         assert process(event_id) == "failed"

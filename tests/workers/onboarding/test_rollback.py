@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from db.models import DataMigration, User, UserInteraction, UserProfile
@@ -120,7 +120,7 @@ class TestRollback:
             .where(UserInteraction.user_id == user.id)
             .order_by(UserInteraction.id)
         ).first()
-        session.execute(UserInteraction.__table__.delete().where(UserInteraction.id == first))
+        session.execute(delete(UserInteraction).where(UserInteraction.id == first))
 
         result = rollback_migration(session, outcome.migration_id)
 

@@ -43,6 +43,11 @@ def migration_row(session: Session, outcome: MigrationOutcome) -> DataMigration:
     return row
 
 
+def migrated_data_of(row: DataMigration) -> Any:
+    assert row.migrated_data is not None
+    return row.migrated_data
+
+
 def interactions(session: Session, user: User) -> list[UserInteraction]:
     return list(
         session.scalars(
@@ -152,7 +157,7 @@ class TestValidObject:
             (Decimal("20.25"), 0, 90),
             (Decimal("0.00"), 2, 1440),
         ]
-        recorded = migration_row(session, outcome).migrated_data["interactions"]
+        recorded = migrated_data_of(migration_row(session, outcome))["interactions"]
         assert [item["id"] for item in recorded] == [row.id for row in written]
 
     def test_only_entries_and_no_profile(self, session: Session) -> None:
@@ -162,7 +167,7 @@ class TestValidObject:
 
         assert outcome.status == "completed"
         assert count_rows(session, user) == {"profiles": 0, "interactions": 1, "migrations": 1}
-        assert migration_row(session, outcome).migrated_data["profile"] is None
+        assert migrated_data_of(migration_row(session, outcome))["profile"] is None
 
     def test_unknown_keys_are_kept_in_original_data_and_ignored(self, session: Session) -> None:
         user = make_user(session)
@@ -188,7 +193,7 @@ class TestValidObject:
         assert profile is not None
         assert profile.id == old.id
         assert (profile.first_name, profile.age) == ("Ana", 27)
-        written = migration_row(session, outcome).migrated_data["profile"]
+        written = migrated_data_of(migration_row(session, outcome))["profile"]
         assert (written["action"], written["previous"]) == (
             "updated",
             {"first_name": "Bea", "age": 30, "ethnicity": None, "rating": None},
