@@ -6,16 +6,20 @@ from typing import Any
 
 import click
 from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
 
 from cpn_sync.settings import SettingsError, get_settings
+from cpn_sync.task_contract import CPN_RECOMPUTE_ALL
+from db.cpn.queries import latest_result, user_id_for_clerk_id, user_id_pages, users
+from db.cpn.recompute import CpnFiguresOutOfRangeError
 from workers.core.commands import command_engine
+from workers.cpn.jobs import CpnOptions, recompute_chunk
+
+# The Celery app (`workers.core.celery_app`) and what sends through it are imported where they
+# are used: loading it imports prometheus-client, which `cpn-sync worker` must configure first.
 
 
 def _user_id(engine: Engine, clerk_id: str) -> int:
-    from sqlalchemy.orm import Session
-
-    from db.cpn.queries import user_id_for_clerk_id
-
     with Session(engine) as session:
         user_id = user_id_for_clerk_id(session, clerk_id)
     if user_id is None:
@@ -44,9 +48,6 @@ def recompute(clerk_id: str | None, everyone: bool, enqueue: bool) -> None:
 
 
 def _recompute_user(engine: Engine, user_id: int, enqueue: bool) -> None:
-    from db.cpn.recompute import CpnFiguresOutOfRangeError
-    from workers.cpn.jobs import CpnOptions, recompute_chunk
-
     settings = get_settings()
     if enqueue:
         from workers.cpn.requests import request_recompute
@@ -64,11 +65,6 @@ def _recompute_user(engine: Engine, user_id: int, enqueue: bool) -> None:
 
 
 def _recompute_everyone(engine: Engine, enqueue: bool) -> None:
-    from cpn_sync.task_contract import CPN_RECOMPUTE_ALL
-    from db.cpn.queries import user_id_pages, users
-    from db.cpn.recompute import CpnFiguresOutOfRangeError
-    from workers.cpn.jobs import CpnOptions, recompute_chunk
-
     if enqueue:
         from workers.core.celery_app import app
 
@@ -95,10 +91,6 @@ def _recompute_everyone(engine: Engine, enqueue: bool) -> None:
 @click.argument("clerk_id")
 def show(clerk_id: str) -> None:
     """The latest result of a user, with its recommendations."""
-    from sqlalchemy.orm import Session
-
-    from db.cpn.queries import latest_result
-
     with command_engine() as engine:
         user_id = _user_id(engine, clerk_id)
         with Session(engine) as session:

@@ -11,8 +11,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import click
+from kombu.exceptions import OperationalError
 from sqlalchemy import Select, func, select, update
 
+from cpn_sync.task_contract import PROCESS_EVENT
 from db.models import WEBHOOK_EVENT_STATUSES, EventStatus, WebhookEvent
 from workers.core.commands import command_engine, utc_text
 
@@ -151,9 +153,8 @@ def replay(svix_id: str | None, status: str | None, event_type: str | None) -> N
 
 def _enqueue(event_ids: Sequence[int]) -> int:
     """Send one task per event; stop at the first broker error (the sweeper takes the rest)."""
-    from kombu.exceptions import OperationalError
-
-    from cpn_sync.task_contract import PROCESS_EVENT
+    # Here, not at the top: it loads the Celery app, which imports prometheus-client, and
+    # `cpn-sync worker` must configure that before (cpn_sync/cli.py).
     from workers.core.unit_of_work import send_task
 
     sent = 0
