@@ -1,24 +1,22 @@
 """Share links of CPN results: `GET /share/{token}` (a page with Open Graph and Twitter card
-tags) and `GET /share/{token}.png` (the graphic). Mount with `Starlette(routes=[*routes])`.
+tags) and `GET /share/{token}.png` (the graphic). `webhooks.app` mounts `routes`.
 
-A token is 32 random bytes from `secrets` (db/cpn.py), so a link cannot be guessed. Unknown and
-malformed tokens get the same plain 404 as any unknown path: no hint of what exists. A result
-row never changes, so both answers are cacheable; the image carries an ETag of its content.
+A token is 32 random bytes from `secrets` (db/cpn/recompute.py), so a link cannot be guessed.
+Unknown and malformed tokens get the same plain 404 as any unknown path: no hint of what
+exists. A result row never changes, so both answers are cacheable; the image carries an ETag
+of its content.
 
-Database access: the app's async engine when the app provides one on `app.state.db_engine`,
-else a lazily created engine without a pool (safe across event loops, one connection per
-request) until the lead wires the shared engine.
+Database access: the web process's async engine, which the app's lifespan puts on
+`app.state.db_engine`.
 """
 
 from __future__ import annotations
 
 import html
 import re
-from functools import lru_cache
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.pool import NullPool
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
@@ -26,7 +24,6 @@ from starlette.routing import Route
 
 from cpn_sync.settings import get_settings
 from db.cpn.queries import result_by_share_token_query
-from db.engine import make_async_engine
 from webhooks.share.card import HEIGHT, WIDTH, ShareCard, render_png
 
 # secrets.token_urlsafe(n) is base64url; at least 16 bytes (22 characters) ever accepted.
@@ -34,14 +31,10 @@ TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{22,128}")
 CACHE_CONTROL = "public, max-age=3600"
 
 
-@lru_cache(maxsize=1)
-def _fallback_engine() -> AsyncEngine:
-    return make_async_engine(get_settings().require_database_url(), poolclass=NullPool)
-
-
 def database_engine(request: Request) -> AsyncEngine:
-    engine: AsyncEngine | None = getattr(request.app.state, "db_engine", None)
-    return engine if engine is not None else _fallback_engine()
+    """The web process's engine, which the app's lifespan puts on `app.state.db_engine`."""
+    engine: AsyncEngine = request.app.state.db_engine
+    return engine
 
 
 async def _card(request: Request) -> ShareCard | None:

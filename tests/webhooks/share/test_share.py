@@ -13,9 +13,11 @@ import pytest
 from PIL import Image
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool
 from starlette.applications import Starlette
 
 from cpn_sync.settings import get_settings
+from db.engine import make_async_engine
 from tests.services import environment
 from tests.workers.cpn.conftest import MONDAY, add_interaction, latest_of, make_user, recompute
 
@@ -55,13 +57,21 @@ class Client:
         return asyncio.run(send())
 
 
+def share_app(database_url: str) -> Starlette:
+    """The app without its lifespan (one event loop per request): its share pages read through
+    an engine that holds no connection between loops, set where the lifespan puts the web's."""
+    from webhooks.app import create_app
+
+    app = create_app()
+    app.state.db_engine = make_async_engine(database_url, poolclass=NullPool)
+    return app
+
+
 @pytest.fixture
-def client() -> Iterator[Client]:
+def client(database_url: str) -> Iterator[Client]:
     with environment(PUBLIC_BASE_URL=PUBLIC_BASE_URL):
         get_settings.cache_clear()
-        from webhooks.app import create_app
-
-        yield Client(create_app())
+        yield Client(share_app(database_url))
     get_settings.cache_clear()
 
 
@@ -130,13 +140,11 @@ class TestPage:
         for private in (clerk_id, email, "private note"):
             assert private not in page
 
-    def test_values_are_html_escaped(self, token: str) -> None:
+    def test_values_are_html_escaped(self, token: str, database_url: str) -> None:
         hostile = 'https://x.example/"><script>alert(1)</script>'
         with environment(PUBLIC_BASE_URL=hostile):
             get_settings.cache_clear()
-            from webhooks.app import create_app
-
-            page = Client(create_app()).get(f"/share/{token}").text
+            page = Client(share_app(database_url)).get(f"/share/{token}").text
         get_settings.cache_clear()
 
         assert "<script>" not in page
