@@ -1,5 +1,5 @@
-"""Fixtures of the session-data migration tests that cross into event processing and the
-broker: in-process event processing, clean worker tables, and the CPN requests sent."""
+"""Fixtures of the onboarding tests that cross into event processing and the broker: clean
+worker tables, and the CPN requests sent (in-process processing is `tests/workers`' own)."""
 
 from __future__ import annotations
 
@@ -9,36 +9,17 @@ import pytest
 import redis
 from sqlalchemy import Engine
 
-from tests.workers.conftest import Processor, purge_queues, take_queued, truncate_all
+from tests.workers.conftest import take_queued
 from tests.workers.onboarding.factories import Requests
 
 REQUEST_KEYS = "cpn:recompute-requested:*"  # workers.cpn.requests.request_key of any user
 
 
-@pytest.fixture(scope="session")
-def _workers_engine() -> Iterator[None]:
-    """In-process processing opens the workers' own engine; close it when the run ends."""
-    yield
-    from workers.core.engine import close_engine
-
-    close_engine()
-
-
 @pytest.fixture
-def process(_workers_engine: None) -> Processor:
-    """Applies a stored event in this process and keeps the follow-ups it would have sent."""
-    return Processor()
-
-
-@pytest.fixture
-def worker_tables(engine: Engine, redis_url: str) -> Iterator[Engine]:
-    """For tests whose processing commits: empty tables (tombstones too) and queues, before
-    and after."""
-    truncate_all(engine)
-    purge_queues(redis_url)
-    yield engine
-    truncate_all(engine)
-    purge_queues(redis_url)
+def worker_tables(clean_tables: Engine) -> Engine:
+    """For tests whose processing commits: every worker test starts and ends with empty tables
+    (tombstones too) and queues (`tests/workers/conftest.py`)."""
+    return clean_tables
 
 
 @pytest.fixture
