@@ -1,4 +1,5 @@
-"""The workers' errors, and which failures are worth a retry.
+"""Which failures are worth a retry (the one transient-error list), and how errors are
+described without personal data.
 
 Messages name fields, ids and reasons, never the values of personal fields: they are stored in
 `webhook_events.last_error` and appear in logs.
@@ -12,27 +13,6 @@ import sqlalchemy.exc
 from celery.exceptions import SoftTimeLimitExceeded
 from kombu.exceptions import OperationalError as BrokerOperationalError
 from pydantic import ValidationError
-
-
-class EventError(Exception):
-    """Base of the errors about one stored event."""
-
-    def __init__(self, event_id: int, reason: str) -> None:
-        super().__init__(f"event {event_id}: {reason}")
-        self.event_id = event_id
-        self.reason = reason
-
-
-class EventNotFoundError(EventError):
-    """The task names an event id that is not in the inbox (not retried)."""
-
-    def __init__(self, event_id: int) -> None:
-        super().__init__(event_id, "not in webhook_events")
-
-
-class PermanentEventError(EventError):
-    """The event cannot be applied as it is: recorded as `failed` at once, replayable."""
-
 
 # Raised by the database or the broker while it is unreachable, restarting, or resolving a
 # conflict between concurrent transactions: the same work may succeed a little later.

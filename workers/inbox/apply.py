@@ -12,25 +12,28 @@ from collections.abc import Iterable
 import sqlalchemy.exc
 
 from cpn_sync.logs import get_logger
-from workers.core.errors import PermanentEventError, describe_database_error, is_transient
+from workers.core.errors import describe_database_error, is_transient
 from workers.core.unit_of_work import UnitOfWork
 from workers.inbox import state
-from workers.inbox.context import Outcome
+from workers.inbox.context import EventOutcome
 from workers.inbox.dispatch import dispatch
+from workers.inbox.errors import PermanentEventError
 
 log = get_logger(__name__)
 
-Applied = list[tuple[state.LockedEvent, Outcome]]
+Applied = list[tuple[state.LockedEvent, EventOutcome]]
 
 
-def apply(work: UnitOfWork, event: state.LockedEvent, *, count_attempt: bool = True) -> Outcome:
+def apply(
+    work: UnitOfWork, event: state.LockedEvent, *, count_attempt: bool = True
+) -> EventOutcome:
     """Apply one locked event and record its outcome; what the handler raises propagates."""
     outcome = dispatch(work, event)
     state.record_outcome(work.session, event, outcome, count_attempt=count_attempt)
     return outcome
 
 
-def apply_in_savepoint(work: UnitOfWork, event: state.LockedEvent) -> Outcome | None:
+def apply_in_savepoint(work: UnitOfWork, event: state.LockedEvent) -> EventOutcome | None:
     """Apply one of several events of a transaction in a savepoint: its outcome, or None when
     it failed (recorded `failed` with the reason; the others' work stands). Transient errors
     propagate: the whole transaction is tried again."""
@@ -62,7 +65,9 @@ def describe_unexpected(event_id: int, error: Exception) -> str:
     return f"unexpected error ({description}); see the worker log"
 
 
-def log_applied(applied: Iterable[tuple[state.LockedEvent, Outcome]], *, batched: bool) -> None:
+def log_applied(
+    applied: Iterable[tuple[state.LockedEvent, EventOutcome]], *, batched: bool
+) -> None:
     """One `event.applied` line per event, after its transaction committed."""
     for event, outcome in applied:
         log.info("event.applied", event_id=event.id, event_type=event.event_type,

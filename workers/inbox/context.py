@@ -13,14 +13,14 @@ from workers.core.unit_of_work import UnitOfWork
 
 
 @dataclass(frozen=True)
-class Outcome:
+class EventOutcome:
     """How an event ended. `note` says why for `ignored` and `waiting` (kept in last_error)."""
 
     status: EventStatus  # processed, ignored or waiting: failures are raised
     note: str | None = None
 
 
-PROCESSED = Outcome(EventStatus.PROCESSED)
+PROCESSED = EventOutcome(EventStatus.PROCESSED)
 
 
 @dataclass

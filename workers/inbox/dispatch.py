@@ -8,14 +8,15 @@ from pydantic import ValidationError
 
 from cpn_sync.clerk import ClerkEvent
 from db.models import EventStatus
-from workers.core.errors import PermanentEventError, describe_validation_error
+from workers.core.errors import describe_validation_error
 from workers.core.unit_of_work import UnitOfWork
 from workers.inbox import state
-from workers.inbox.context import EventContext, Outcome
+from workers.inbox.context import EventContext, EventOutcome
+from workers.inbox.errors import PermanentEventError
 from workers.users.session_events import handle_session
 from workers.users.user_events import handle_user_deleted, handle_user_upsert
 
-Handler = Callable[[EventContext], Outcome]
+Handler = Callable[[EventContext], EventOutcome]
 
 HANDLERS: dict[str, Handler] = {
     "user.created": handle_user_upsert,
@@ -29,7 +30,7 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
-def dispatch(work: UnitOfWork, event: state.LockedEvent) -> Outcome:
+def dispatch(work: UnitOfWork, event: state.LockedEvent) -> EventOutcome:
     """Choose and run the handler; answer the outcome or raise PermanentEventError.
 
     Types without a handler are `ignored`; so is any event of a deleted user (its payload is
@@ -37,10 +38,12 @@ def dispatch(work: UnitOfWork, event: state.LockedEvent) -> Outcome:
     """
     handler = HANDLERS.get(event.event_type)
     if handler is None:
-        return Outcome(EventStatus.IGNORED, f"event type {event.event_type} is not handled")
+        return EventOutcome(EventStatus.IGNORED, f"event type {event.event_type} is not handled")
     if event.user_deleted and event.clerk_user_id and event.event_type != "user.deleted":
         state.redact_user_payloads(work.session, event.clerk_user_id)
-        return Outcome(EventStatus.IGNORED, f"user {event.clerk_user_id} was deleted; not applied")
+        return EventOutcome(
+            EventStatus.IGNORED, f"user {event.clerk_user_id} was deleted; not applied"
+        )
     if event.payload is None:
         raise PermanentEventError(event.id, "the payload was redacted before it was applied")
     reason = f"payload does not match a Clerk {event.event_type}: "

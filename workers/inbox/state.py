@@ -49,7 +49,7 @@ from db.models import (
 )
 from workers.core.locks import user_lock
 from workers.core.unit_of_work import UnitOfWork
-from workers.inbox.context import Outcome
+from workers.inbox.context import EventOutcome
 
 # Queries run on the tables rather than the mapped classes: this is the hot path of every
 # event, and the ORM's statement handling costs more than the database's work here.
@@ -221,7 +221,7 @@ _RECORD_OUTCOME = {count: _build_record_outcome(count) for count in (True, False
 
 
 def record_outcome(
-    session: Session, event: LockedEvent, outcome: Outcome, *, count_attempt: bool
+    session: Session, event: LockedEvent, outcome: EventOutcome, *, count_attempt: bool
 ) -> None:
     session.execute(
         _RECORD_OUTCOME[count_attempt],

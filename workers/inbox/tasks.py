@@ -31,12 +31,7 @@ from cpn_sync.settings import get_settings
 from cpn_sync.task_contract import PROCESS_EVENT, PROCESS_EVENTS
 from db.models import EventStatus
 from workers.core.engine import get_engine, new_session
-from workers.core.errors import (
-    TRANSIENT_ERRORS,
-    EventNotFoundError,
-    PermanentEventError,
-    is_transient,
-)
+from workers.core.errors import TRANSIENT_ERRORS, is_transient
 from workers.core.locks import lock_user, lock_users
 from workers.core.tasks import retry_countdown, task
 from workers.core.unit_of_work import (
@@ -48,7 +43,8 @@ from workers.core.unit_of_work import (
 from workers.inbox import state
 from workers.inbox.apply import Applied, apply, apply_in_savepoint, describe_unexpected, log_applied
 from workers.inbox.backlog import apply_backlog
-from workers.inbox.context import Outcome
+from workers.inbox.context import EventOutcome
+from workers.inbox.errors import EventNotFoundError, PermanentEventError
 
 log = get_logger(__name__)
 
@@ -166,7 +162,7 @@ def _apply_batch(
     return statuses
 
 
-def _apply_or_isolate(work: UnitOfWork, event: state.LockedEvent) -> Outcome:
+def _apply_or_isolate(work: UnitOfWork, event: state.LockedEvent) -> EventOutcome:
     """The optimistic pass: any failure but a transient one sends the batch to savepoints."""
     try:
         outcome = apply(work, event)

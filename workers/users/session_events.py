@@ -20,7 +20,7 @@ from sqlalchemy.dialects.postgresql import Insert, insert
 
 from cpn_sync.clerk import ClerkSession, HttpRequest, SessionActivity
 from db.models import EventStatus, UserSession
-from workers.inbox.context import PROCESSED, EventContext, Outcome
+from workers.inbox.context import PROCESSED, EventContext, EventOutcome
 from workers.users.user_agents import parse_user_agent
 from workers.users.user_events import find_user_id, release_waiting_events, upsert_user
 
@@ -176,13 +176,13 @@ def upsert_session(
     ctx.session.execute(UPSERT_SESSION[device.from_activity], values)
 
 
-def handle_session(ctx: EventContext) -> Outcome:
+def handle_session(ctx: EventContext) -> EventOutcome:
     data = ClerkSession.model_validate(ctx.envelope.data)
     user_id = find_user_id(ctx.session, data.user_id)
     if user_id is None:
         snapshot = data.user
         if snapshot is None or snapshot.id != data.user_id or snapshot.primary_email is None:
-            return Outcome(
+            return EventOutcome(
                 EventStatus.WAITING,
                 f"waiting for user {data.user_id}: not stored yet, and data.user "
                 "has no email address to create it from",

@@ -20,9 +20,10 @@ from sqlalchemy.sql.dml import ReturningInsert
 from cpn_sync.clerk import ClerkUser
 from cpn_sync.clerk import DeletedUser as ClerkDeletedUser
 from db.models import DataMigration, DeletedUser, User
-from workers.core.errors import PermanentEventError, is_unique_violation
+from workers.core.errors import is_unique_violation
 from workers.inbox import state
-from workers.inbox.context import PROCESSED, EventContext, Outcome
+from workers.inbox.context import PROCESSED, EventContext, EventOutcome
+from workers.inbox.errors import PermanentEventError
 from workers.onboarding.on_user_created import migrate_onboarding
 
 NO_EMAIL = "user has no email address (users.email is NOT NULL); replay once it has one"
@@ -119,7 +120,7 @@ def release_waiting_events(ctx: EventContext, clerk_id: str) -> None:
     ctx.work.arrived_users.add(clerk_id)
 
 
-def handle_user_upsert(ctx: EventContext) -> Outcome:
+def handle_user_upsert(ctx: EventContext) -> EventOutcome:
     user = ClerkUser.model_validate(ctx.envelope.data)
     stored = upsert_user(ctx, user)
     onboarding = user.onboarding
@@ -131,7 +132,7 @@ def handle_user_upsert(ctx: EventContext) -> Outcome:
     return PROCESSED
 
 
-def handle_user_deleted(ctx: EventContext) -> Outcome:
+def handle_user_deleted(ctx: EventContext) -> EventOutcome:
     """Delete the user (the seed's cascades take profile, interactions, results, sessions),
     erase what the service keeps elsewhere, and leave a tombstone."""
     clerk_id = ClerkDeletedUser.model_validate(ctx.envelope.data).id

@@ -10,9 +10,9 @@ from cpn_sync.task_contract import VISIBILITY_TIMEOUT
 from db.models import WebhookEvent
 from tests.workers.conftest import Processor
 from tests.workers.factories import event_row, example, store_event, user_data, user_event
-from workers.core.errors import EventNotFoundError
 from workers.core.tasks import retry_countdown
 from workers.inbox.dispatch import HANDLERS
+from workers.inbox.errors import EventNotFoundError
 
 
 class TestDispatch:
