@@ -38,12 +38,13 @@ run: $(RUN_DEPS)
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 check-types: install
 	$(BIN)/mypy
 
 pytest: install
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest --cov $(PYTEST_ARGS)
 
 test: lint check-types pytest
 
@@ -62,8 +63,8 @@ test-lowest: install
 # that inspect or stop Redis as the broker stay in the Redis run).
 RABBITMQ_URL ?= amqp://guest:guest@127.0.0.1:5672//
 RABBITMQ_TESTS ?= tests/workers/test_worker_process.py tests/workers/test_outages.py \
-	tests/workers/test_beat.py tests/cpn/test_tasks.py::TestFanOut \
-	tests/cpn/test_tasks.py::TestCoalescing::test_one_run_sees_every_change_of_the_burst
+	tests/workers/test_beat.py tests/workers/cpn/test_tasks.py::TestFanOut \
+	tests/workers/cpn/test_tasks.py::TestCoalescing::test_one_run_sees_every_change_of_the_burst
 test-rabbitmq: install
 	TEST_BROKER_URL=$(RABBITMQ_URL) $(BIN)/pytest $(RABBITMQ_TESTS) \
 		-k 'not broker_outage_events_stored_meanwhile' $(PYTEST_ARGS)

@@ -183,7 +183,7 @@ def chunks_done(worker: WorkerProcess) -> int:
 
 
 def recompute_all(worker: WorkerProcess, expected_chunks: int, engine: Engine, users: int) -> float:
-    from cpn_sync.celery_config import CPN_RECOMPUTE_ALL
+    from cpn_sync.task_contract import CPN_RECOMPUTE_ALL
     from workers.app import app
 
     def rows() -> int:

@@ -42,8 +42,8 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks import summary  # noqa: E402
 from cpn_sync import local  # noqa: E402
-from cpn_sync.celery_config import PROCESS_EVENT, celery_config  # noqa: E402
 from cpn_sync.settings import Settings, libpq_url, normalize_database_url  # noqa: E402
+from cpn_sync.task_contract import PROCESS_EVENT, celery_config  # noqa: E402
 from db.migrate import upgrade  # noqa: E402
 from webhooks.publisher import Publisher  # noqa: E402
 

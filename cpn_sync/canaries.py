@@ -16,18 +16,7 @@ from collections.abc import Iterable
 
 import redis
 
-from cpn_sync.settings import Settings
-
 CANARY_KEY = "cpn-sync:canaries"  # queue -> epoch seconds of the last consumed canary
-
-
-def canary_store(settings: Settings, *, timeout: float = 2.0) -> redis.Redis | None:
-    """The Redis of REDIS_URL (also when the broker is RabbitMQ); None when it is not set."""
-    if not settings.redis_url:
-        return None
-    return redis.Redis.from_url(
-        settings.redis_url, socket_connect_timeout=timeout, socket_timeout=timeout
-    )
 
 
 def _seconds(server_time: tuple[int, int]) -> float:

@@ -9,13 +9,13 @@ import sys
 import click
 
 from cpn_sync import logs
-from cpn_sync.backup import backup_command
-from cpn_sync.cpn_cli import cpn
-from cpn_sync.restore import restore_command
+from cpn_sync.backup.dump import backup_command
+from cpn_sync.backup.restore import restore_command
 from cpn_sync.settings import SettingsError, get_settings
 from webhooks.send import send
-from workers.events_cli import events
-from workers.sessions_cli import sessions
+from workers.cpn.cli import cpn
+from workers.inbox.cli import events
+from workers.onboarding.cli import onboarding, sessions
 
 
 @click.group()
@@ -31,6 +31,7 @@ def main() -> None:
 
 main.add_command(backup_command)
 main.add_command(restore_command)
+main.add_command(onboarding)
 main.add_command(sessions)
 
 
@@ -68,7 +69,7 @@ def worker(healthcheck: bool) -> None:
     settings = get_settings()
     if healthcheck:
         from workers.app import app
-        from workers.health import worker_answers
+        from workers.core.health import worker_answers
 
         if not worker_answers(app):
             raise click.ClickException("the worker of this host does not answer a ping")
@@ -96,7 +97,7 @@ def worker(healthcheck: bool) -> None:
 )
 def beat(healthcheck: bool) -> None:
     """The Celery beat scheduler (run exactly one; scheduled jobs also take an advisory lock)."""
-    from workers.health import beat_is_alive
+    from workers.core.health import beat_is_alive
 
     settings = get_settings()
     if healthcheck:
@@ -112,7 +113,7 @@ def beat(healthcheck: bool) -> None:
             "beat",
             f"--loglevel={settings.log_level}",
             f"--schedule={settings.data_dir / 'celerybeat-schedule'}",
-            "--scheduler=workers.health:HeartbeatScheduler",
+            "--scheduler=workers.core.health:HeartbeatScheduler",
         ]
     )
 

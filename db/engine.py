@@ -6,7 +6,6 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.orm import Session, sessionmaker
 
 
 def make_engine(url: str, **options: Any) -> Engine:
@@ -18,8 +17,3 @@ def make_engine(url: str, **options: Any) -> Engine:
 def make_async_engine(url: str, **options: Any) -> AsyncEngine:
     options.setdefault("pool_pre_ping", True)
     return create_async_engine(url, **options)
-
-
-def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
-    """Sessions that keep loaded values after commit, so a task can log what it wrote."""
-    return sessionmaker(engine, expire_on_commit=False)

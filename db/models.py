@@ -8,6 +8,7 @@ Relationships refuse lazy loads: a query says what it joins.
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from decimal import Decimal
 from typing import Any
 
@@ -273,7 +274,23 @@ SEED_TABLES = (
     "data_migrations",
 )
 
-WEBHOOK_EVENT_STATUSES = ("received", "processing", "processed", "ignored", "waiting", "failed")
+
+class EventStatus(enum.StrEnum):
+    """The states of a stored event, `webhook_events.status` (the CHECK valid_webhook_status):
+    the one list of them, for the web's gauges, the workers and the commands."""
+
+    RECEIVED = "received"
+    PROCESSING = "processing"
+    PROCESSED = "processed"
+    IGNORED = "ignored"
+    WAITING = "waiting"
+    FAILED = "failed"
+
+
+WEBHOOK_EVENT_STATUSES = tuple(status.value for status in EventStatus)
+# An event in a final state is never applied again (but for a replay); an open one will be.
+FINAL_EVENT_STATUSES = (EventStatus.PROCESSED, EventStatus.IGNORED, EventStatus.FAILED)
+OPEN_EVENT_STATUSES = (EventStatus.RECEIVED, EventStatus.PROCESSING, EventStatus.WAITING)
 
 
 class WebhookEvent(Base):

@@ -79,10 +79,10 @@ def purge_task_queues(broker_url: str) -> None:
     """A shared broker (RabbitMQ) outlives test runs: empty the task queues before this one."""
     from kombu import Connection
 
-    from cpn_sync.celery_config import QUEUES
+    from cpn_sync.task_contract import QUEUES
 
     with Connection(broker_url, connect_timeout=5) as connection:
-        channel = connection.default_channel
+        channel: Any = connection.default_channel  # kombu's channels differ by transport
         for queue in QUEUES:
             with contextlib.suppress(Exception):
                 channel.queue_purge(queue)

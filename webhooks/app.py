@@ -15,10 +15,10 @@ from starlette.routing import Route
 
 from cpn_sync import logs
 from cpn_sync.settings import Settings, get_settings
-from webhooks import share
 from webhooks.clerk import receive_clerk_webhook
-from webhooks.health import healthz, metrics_endpoint, readyz
+from webhooks.observability.health import healthz, metrics_endpoint, readyz
 from webhooks.services import Services
+from webhooks.share import page as share
 
 log = logs.get_logger(__name__)
 

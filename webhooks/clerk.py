@@ -16,11 +16,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from cpn_sync.logs import get_logger
-from webhooks import metrics
 from webhooks.body import read_limited_body
 from webhooks.envelope import parse_envelope
 from webhooks.errors import WebhookError
 from webhooks.inbox import InboxEntry
+from webhooks.observability import metrics
 from webhooks.services import services
 from webhooks.signature import MAX_SVIX_ID_LENGTH, delivery_id
 

@@ -24,10 +24,10 @@ from typing import Any
 from celery import Celery
 from kombu import Connection
 
-from cpn_sync.celery_config import PROCESS_EVENTS, celery_config
 from cpn_sync.logs import get_logger
 from cpn_sync.settings import Settings
-from webhooks import metrics
+from cpn_sync.task_contract import PROCESS_EVENTS, celery_config
+from webhooks.observability import metrics
 
 log = get_logger(__name__)
 

@@ -15,9 +15,9 @@ from starlette.requests import Request
 
 from cpn_sync.settings import Settings, SettingsError
 from db.engine import make_async_engine
-from webhooks.broker_metrics import BrokerGauges
 from webhooks.inbox import Inbox
-from webhooks.metrics import InboxGauges
+from webhooks.observability.broker_metrics import BrokerGauges
+from webhooks.observability.metrics import InboxGauges
 from webhooks.publisher import Publisher
 from webhooks.signature import SignatureVerifier
 

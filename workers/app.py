@@ -1,84 +1,31 @@
-"""The Celery application, configured from the settings object alone.
-
-Nothing may be lost or silently dropped: messages are acknowledged after the task returns and
-re-queued when a worker process dies; each process takes one message at a time; results are
-not stored; every countdown and time limit stays far below the Redis visibility timeout (set
-in `cpn_sync.celery_config`, in its three places).
+"""The composition root of the worker and beat processes: the Celery app with every feature's
+tasks, and the beat schedule. `cpn-sync worker`, `cpn-sync beat` and Flower
+(`--app=workers.app:app`) load this module; features import `workers.core.celery_app`, never
+this one.
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
-from celery import Celery
-from celery.signals import setup_logging, worker_process_init
+from cpn_sync.settings import Settings, get_settings
+from workers.canary import tasks as canary_tasks
+from workers.core.celery_app import app
+from workers.core.schedule import guarded_beat_schedule
+from workers.cpn import tasks as cpn_tasks
+from workers.inbox import retention, sweep
+from workers.inbox import tasks as inbox_tasks
+from workers.users import expiry
 
-from cpn_sync import logs
-from cpn_sync.celery_config import celery_config
-from cpn_sync.settings import get_settings
-from workers import task_metrics
-from workers.health import MAX_TICK_SECONDS
-from workers.schedule import beat_schedule
-
-TASK_MODULES = [
-    "workers.process_event",
-    "workers.maintenance",
-    "workers.cpn_tasks",
-    "workers.canary",
-]
-
-# Per-task lines ("Task ... received", "... succeeded in") cost more than a task here; the
-# tasks log their own outcome with the event id instead.
-CHATTY_CELERY_LOGGERS = ("celery.app.trace", "celery.worker.strategy")
-
-SOFT_TIME_LIMIT = 60
-HARD_TIME_LIMIT = 90
+# Importing a feature's task module registers its tasks (scheduled jobs included) on `app`.
+FEATURE_TASKS = (inbox_tasks, sweep, retention, expiry, cpn_tasks, canary_tasks)
 
 
-def worker_config() -> dict[str, Any]:
-    settings = get_settings()
-    return {
-        "task_acks_late": True,
-        "task_reject_on_worker_lost": True,
-        "task_acks_on_failure_or_timeout": True,  # failures are recorded on the event row
-        "worker_prefetch_multiplier": 1,
-        "task_soft_time_limit": SOFT_TIME_LIMIT,
-        "task_time_limit": HARD_TIME_LIMIT,
-        # A task whose broker connection is gone cannot be acknowledged: it will be delivered
-        # again, so it stops instead of finishing twice.
-        "worker_cancel_long_running_tasks_on_connection_loss": True,
-        "broker_connection_max_retries": None,  # keep reconnecting through a broker outage
-        "worker_hijack_root_logger": False,
-        "beat_schedule": beat_schedule(settings),
-        "beat_max_loop_interval": MAX_TICK_SECONDS,  # beat's heartbeat (workers.health)
-        "timezone": "UTC",
-    }
+def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Celery's `beat_schedule`: every guarded job (maintenance and CPN), and the canaries."""
+    return guarded_beat_schedule(settings) | canary_tasks.beat_schedule(settings)
 
 
-def create_celery() -> Celery:
-    app = Celery("cpn_sync", include=TASK_MODULES)
-    app.conf.update(celery_config(get_settings()))
-    app.conf.update(worker_config())
-    return app
+app.conf.beat_schedule = beat_schedule(get_settings())
 
-
-@setup_logging.connect
-def _structured_logging(**_: Any) -> None:
-    """Keep the structlog JSON lines (Celery would install its own format otherwise)."""
-    settings = get_settings()
-    logs.configure(settings.log_level, settings.log_format)
-    for name in CHATTY_CELERY_LOGGERS:
-        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
-
-
-@worker_process_init.connect
-def _fresh_database_connections(**_: Any) -> None:
-    """Pooled connections must not cross fork(): each pool child opens its own."""
-    from workers.database import dispose_engine_after_fork
-
-    dispose_engine_after_fork()
-
-
-app = create_celery()
-_ = task_metrics  # its signal handlers count every task this app runs
+__all__ = ["FEATURE_TASKS", "app", "beat_schedule"]

@@ -17,8 +17,8 @@ import pytest
 from celery import Celery
 from prometheus_client.parser import text_string_to_metric_families
 
-from cpn_sync.celery_config import celery_config
 from cpn_sync.settings import Settings
+from cpn_sync.task_contract import celery_config
 from tests.webhooks.conftest import anyio_backend, broker, broker_url, settings
 
 __all__ = ["anyio_backend", "broker", "broker_url", "settings"]

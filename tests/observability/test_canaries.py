@@ -13,13 +13,13 @@ import pytest
 import redis
 from celery import Celery
 
-from cpn_sync.celery_config import QUEUES
 from cpn_sync.settings import Settings, get_settings
+from cpn_sync.task_contract import QUEUES
 from tests.observability.conftest import Scrape, is_finite, worker_env
 from tests.webhooks.conftest import running_app
 from tests.worker_process import WorkerProcess
 from tests.workers.conftest import running
-from workers.schedule import beat_schedule
+from workers.app import beat_schedule
 
 CANARY_AGE = "cpn_canary_age_seconds"
 INTERVAL = 1.5
@@ -29,7 +29,6 @@ ALERT_AGE = 3 * INTERVAL  # the README's suggested alert threshold
 def test_beat_sends_a_canary_to_each_queue_expiring_after_one_interval() -> None:
     from workers.app import app
 
-    app.loader.import_default_modules()  # what a worker does at start: the `include` list
     schedule = beat_schedule(get_settings().model_copy(update={"canary_interval_seconds": 42}))
     canaries = {name: entry for name, entry in schedule.items() if name.endswith(".canary")}
     routed = {app.amqp.router.route({}, name)["queue"].name: name for name in canaries}

@@ -15,13 +15,13 @@ import redis
 from celery import Celery
 from kombu import Connection, Exchange, Producer, Queue
 
-from cpn_sync.celery_config import CPN_SCAN_DIRTY, MAINTENANCE_CANARY
 from cpn_sync.settings import Settings
+from cpn_sync.task_contract import CPN_SCAN_DIRTY, MAINTENANCE_CANARY
 from tests.observability.conftest import Scrape
 from tests.webhooks.conftest import closed_port_url, deliver, new_event, post, running_app
-from webhooks import metrics
 from webhooks.app import create_app
-from webhooks.broker_metrics import BrokerGauges
+from webhooks.observability import metrics
+from webhooks.observability.broker_metrics import BrokerGauges
 
 pytestmark = pytest.mark.anyio
 

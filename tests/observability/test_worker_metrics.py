@@ -12,9 +12,9 @@ import pytest
 from celery import Celery
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from cpn_sync.celery_config import CPN_CANARY, PROCESS_EVENT, WEBHOOKS_CANARY
 from cpn_sync.local import free_port
 from cpn_sync.settings import Settings
+from cpn_sync.task_contract import CPN_CANARY, PROCESS_EVENT, WEBHOOKS_CANARY
 from tests.observability.conftest import Scrape, poll, scrape_url, worker_env
 from tests.webhooks.conftest import closed_port_url
 from tests.worker_process import WorkerProcess

@@ -10,7 +10,7 @@ import psycopg
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from cpn_sync.backup import BACKUP_TABLES
+from cpn_sync.backup.dump import BACKUP_TABLES
 from cpn_sync.settings import libpq_url
 from db.engine import make_engine
 from db.models import (

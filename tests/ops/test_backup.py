@@ -15,9 +15,15 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
-from cpn_sync import pg_tools
-from cpn_sync.backup import BACKUP_TABLES, BackupError, SchemaMissingError, backup
-from cpn_sync.restore import RestoreRefusedError, ToolFailedError, restore
+from cpn_sync.backup import pg_tools
+from cpn_sync.backup.dump import (
+    BACKUP_TABLES,
+    BackupError,
+    SchemaMissingError,
+    ToolFailedError,
+    backup,
+)
+from cpn_sync.backup.restore import RestoreRefusedError, restore
 from cpn_sync.settings import libpq_url
 from tests.ops.backup_data import AWKWARD_TEXT, fill, snapshot
 from tests.services import TestServers
@@ -181,13 +187,14 @@ class TestRestoreRefuses:
         self, test_servers: TestServers, dump_file: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """The in-transaction guard: another process wrote a user after the first check."""
-        import cpn_sync.restore
+        import cpn_sync.backup.restore
+        from cpn_sync.backup.dump import inspect_database
 
         target = test_servers.new_database()
-        checked = cpn_sync.restore.inspect_database(target)
+        checked = inspect_database(target)
         with psycopg.connect(libpq_url(target)) as conn:
             conn.execute("INSERT INTO users (clerk_id, email) VALUES ('user_x', 'x@example.com')")
-        monkeypatch.setattr(cpn_sync.restore, "inspect_database", lambda _url: checked)
+        monkeypatch.setattr(cpn_sync.backup.restore, "inspect_database", lambda _url: checked)
 
         with pytest.raises(ToolFailedError, match="no longer empty"):
             restore(target, dump_file)

@@ -8,10 +8,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from cpn_sync import pg_tools
-from cpn_sync.backup import backup
-from cpn_sync.pg_tools import ClientTool, NoMatchingToolError, find_tool
-from cpn_sync.restore import restore
+from cpn_sync.backup import pg_tools
+from cpn_sync.backup.dump import backup
+from cpn_sync.backup.pg_tools import ClientTool, NoMatchingToolError, find_tool
+from cpn_sync.backup.restore import restore
 from cpn_sync.settings import libpq_url
 from tests.ops.backup_data import fill, snapshot
 from tests.services import TestServers

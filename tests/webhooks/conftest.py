@@ -126,6 +126,12 @@ async def post(client: httpx.AsyncClient, delivery: Delivery) -> httpx.Response:
     return await client.post(ENDPOINT, content=delivery.body, headers=delivery.headers)
 
 
+def payload_of(row: WebhookEvent) -> Any:
+    """A stored row's payload (not redacted)."""
+    assert row.payload is not None
+    return row.payload
+
+
 def stored(engine: Engine, svix_id: str | None = None) -> list[WebhookEvent]:
     with Session(engine) as session:
         query = select(WebhookEvent).order_by(WebhookEvent.id)

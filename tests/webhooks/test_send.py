@@ -13,7 +13,7 @@ from cpn_sync.cli import main
 from cpn_sync.local import free_port
 from tests.conftest import TEST_WEBHOOK_SECRET
 from tests.services import SHARED
-from tests.webhooks.conftest import ENDPOINT, WebServer, stored
+from tests.webhooks.conftest import ENDPOINT, WebServer, payload_of, stored
 from webhooks.send import send
 
 pytestmark = pytest.mark.slow
@@ -40,7 +40,7 @@ def test_sample_is_accepted_and_varies_on_each_call(
     rows = stored(clean_db)
     assert len(rows) == 2
     assert rows[0].clerk_user_id != rows[1].clerk_user_id
-    emails = [row.payload["data"]["email_addresses"][0]["email_address"] for row in rows]
+    emails = [payload_of(row)["data"]["email_addresses"][0]["email_address"] for row in rows]
     assert emails[0] != emails[1]
 
 
@@ -53,7 +53,7 @@ def test_session_sample_for_a_given_user(
     assert code == 0, output
     [row] = stored(clean_db)
     assert (row.event_type, row.clerk_user_id) == ("session.created", "user_given")
-    assert row.payload["data"]["user"]["id"] == "user_given"
+    assert payload_of(row)["data"]["user"]["id"] == "user_given"
 
 
 def test_file_is_sent_as_is_and_repeat_shows_the_duplicate(

@@ -10,7 +10,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import redis
@@ -18,7 +18,7 @@ from celery import Celery
 from hypothesis import HealthCheck, settings
 from sqlalchemy import Engine, text
 
-from cpn_sync.celery_config import PROCESS_EVENT, PROCESS_EVENTS, QUEUES, celery_config
+from cpn_sync.task_contract import PROCESS_EVENT, PROCESS_EVENTS, QUEUES, celery_config
 from tests.conftest import APP_TABLES
 from tests.worker_process import WorkerProcess
 
@@ -54,7 +54,7 @@ def take_queued(redis_url: str, queue: str) -> list[tuple[str, list[Any]]]:
     client = redis.Redis.from_url(redis_url)
     messages = []
     while (raw := client.rpop(queue)) is not None:
-        message = json.loads(raw)
+        message = json.loads(cast(bytes, raw))
         args, _kwargs, _embed = json.loads(base64.b64decode(message["body"]))
         messages.append((message["headers"]["task"], args))
     return messages
@@ -64,7 +64,7 @@ def take_queued(redis_url: str, queue: str) -> list[tuple[str, list[Any]]]:
 def worker_engine() -> Iterator[None]:
     """In-process processing uses the workers' own engine; close it when the run ends."""
     yield
-    from workers.database import close_engine
+    from workers.core.engine import close_engine
 
     close_engine()
 
@@ -92,7 +92,7 @@ class Processor:
     batch_size: int = 1  # one event per call unless a test is about batches
 
     def __call__(self, event_id: int, *, suspect: bool = False) -> str:
-        from workers.process_event import apply_event
+        from workers.inbox.tasks import apply_event
 
         return apply_event(
             event_id, publish=self.publish, suspect=suspect, batch_size=self.batch_size
@@ -100,7 +100,7 @@ class Processor:
 
     def batch(self, event_ids: list[int]) -> dict[int, str]:
         """What a worker does with the web's message: apply these events in one transaction."""
-        from workers.process_event import apply_events
+        from workers.inbox.tasks import apply_events
 
         return apply_events(event_ids, publish=self.publish)
 
@@ -126,7 +126,7 @@ def process() -> Processor:
 def no_flush_wait(engine: Engine) -> Iterator[None]:
     """For tests of many tiny transactions whose subject is not durability: commits do not
     wait for the disk (this database only, for the module)."""
-    from workers.database import close_engine
+    from workers.core.engine import close_engine
 
     database = engine.url.database
     with engine.begin() as connection:

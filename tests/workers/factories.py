@@ -53,7 +53,7 @@ def user_data(
 ) -> dict[str, Any]:
     """The `data` of the spec's user.created, with one verified primary address added (the
     spec's own example has none)."""
-    data = example("user.created")["data"]
+    data: dict[str, Any] = example("user.created")["data"]
     data["id"] = clerk_id
     data["updated_at"] = updated_at
     if email is not None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from cpn_sync.celery_config import PROCESS_EVENT, TASK_QUEUES, VISIBILITY_TIMEOUT
 from cpn_sync.settings import get_settings
+from cpn_sync.task_contract import PROCESS_EVENT, TASK_QUEUES, VISIBILITY_TIMEOUT
 from workers.app import app
 
 
@@ -28,7 +28,6 @@ def test_visibility_timeout_is_set_in_all_three_places_above_every_delay() -> No
 
 
 def test_every_task_has_a_name_a_queue_and_bounded_retries() -> None:
-    app.loader.import_default_modules()  # what a worker does at start: the `include` list
     ours = {name: task for name, task in app.tasks.items() if not name.startswith("celery.")}
     assert set(ours) == set(TASK_QUEUES)
     for name, task in ours.items():

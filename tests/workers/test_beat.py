@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from cpn_sync.celery_config import EXPIRE_SESSIONS, REDACT_PAYLOADS, SWEEP_INBOX
+from cpn_sync.task_contract import EXPIRE_SESSIONS, REDACT_PAYLOADS, SWEEP_INBOX
 from tests.worker_process import WorkerProcess
 from tests.workers.conftest import running
 

@@ -13,7 +13,7 @@ import pytest
 
 from tests.worker_process import WorkerProcess
 from tests.workers.conftest import running
-from workers.health import BEAT_STALE_AFTER_SECONDS, HEARTBEAT_FILE
+from workers.core.health import BEAT_STALE_AFTER_SECONDS, HEARTBEAT_FILE
 
 pytestmark = pytest.mark.slow
 

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from celery import Celery
 from kombu.exceptions import OperationalError
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.engine import make_url
 
-from cpn_sync.celery_config import PROCESS_EVENT, PROCESS_EVENTS, SWEEP_INBOX, celery_config
 from cpn_sync.local import RedisServer
 from cpn_sync.settings import Settings
+from cpn_sync.task_contract import PROCESS_EVENT, PROCESS_EVENTS, SWEEP_INBOX, celery_config
 from db.models import User, WebhookEvent
 from tests.worker_process import WorkerProcess
 from tests.workers.conftest import running, send_as_web, status_counts, wait_until
@@ -35,11 +35,7 @@ def store_users(engine: Engine, count: int, copies: int = 0) -> list[int]:
     ]
     rows = [inbox_row(payload) for payload in payloads + payloads[:copies]]
     with engine.begin() as connection:
-        return list(
-            connection.scalars(
-                WebhookEvent.__table__.insert().returning(WebhookEvent.id), rows
-            ).all()
-        )
+        return list(connection.scalars(insert(WebhookEvent).returning(WebhookEvent.id), rows).all())
 
 
 def users_stored(engine: Engine) -> tuple[int, int]:

@@ -1,0 +1,1 @@
+"""The web's health, readiness and Prometheus metrics (inbox and broker gauges)."""

@@ -1,0 +1,127 @@
+"""Share links of CPN results: `GET /share/{token}` (a page with Open Graph and Twitter card
+tags) and `GET /share/{token}.png` (the graphic). `webhooks.app` mounts `routes`.
+
+A token is 32 random bytes from `secrets` (db/cpn/recompute.py), so a link cannot be guessed.
+Unknown and malformed tokens get the same plain 404 as any unknown path: no hint of what
+exists. A result row never changes, so both answers are cacheable; the image carries an ETag
+of its content.
+
+Database access: the web process's async engine, which the app's lifespan puts on
+`app.state.db_engine`.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from cpn_sync.settings import get_settings
+from db.cpn.queries import result_by_share_token_query
+from webhooks.share.card import HEIGHT, WIDTH, ShareCard, render_png
+
+# secrets.token_urlsafe(n) is base64url; at least 16 bytes (22 characters) ever accepted.
+TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{22,128}")
+CACHE_CONTROL = "public, max-age=3600"
+
+
+def database_engine(request: Request) -> AsyncEngine:
+    """The web process's engine, which the app's lifespan puts on `app.state.db_engine`."""
+    engine: AsyncEngine = request.app.state.db_engine
+    return engine
+
+
+async def _card(request: Request) -> ShareCard | None:
+    token = request.path_params["token"]
+    if not TOKEN_PATTERN.fullmatch(token):
+        return None
+    async with database_engine(request).connect() as connection:
+        row = (await connection.execute(result_by_share_token_query(token))).one_or_none()
+    return None if row is None else ShareCard.from_row(row)
+
+
+def _not_found() -> Response:
+    return PlainTextResponse("Not Found", status_code=404)
+
+
+def _matches(if_none_match: str | None, etag: str) -> bool:
+    if not if_none_match:
+        return False
+    candidates = {part.strip().removeprefix("W/") for part in if_none_match.split(",")}
+    return "*" in candidates or etag in candidates
+
+
+async def share_image(request: Request) -> Response:
+    card = await _card(request)
+    if card is None:
+        return _not_found()
+    headers = {"Cache-Control": CACHE_CONTROL, "ETag": card.etag}
+    if _matches(request.headers.get("if-none-match"), card.etag):
+        return Response(status_code=304, headers=headers)
+    png = await run_in_threadpool(render_png, card)
+    return Response(png, media_type="image/png", headers=headers)
+
+
+def _page(card: ShareCard, page_url: str, image_url: str) -> str:
+    title = f"Cost per nut: {card.cost_per_nut_text}"
+    values: dict[str, Any] = {
+        "title": title,
+        "summary": card.summary,
+        "page_url": page_url,
+        "image_url": image_url,
+    }
+    e = {key: html.escape(str(value), quote=True) for key, value in values.items()}
+    return f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="robots" content="noindex">
+<title>{e["title"]}</title>
+<meta name="description" content="{e["summary"]}">
+<meta property="og:type" content="website">
+<meta property="og:title" content="{e["title"]}">
+<meta property="og:description" content="{e["summary"]}">
+<meta property="og:url" content="{e["page_url"]}">
+<meta property="og:image" content="{e["image_url"]}">
+<meta property="og:image:type" content="image/png">
+<meta property="og:image:width" content="{WIDTH}">
+<meta property="og:image:height" content="{HEIGHT}">
+<meta property="og:image:alt" content="{e["summary"]}">
+<meta name="twitter:card" content="summary_large_image">
+<meta name="twitter:title" content="{e["title"]}">
+<meta name="twitter:description" content="{e["summary"]}">
+<meta name="twitter:image" content="{e["image_url"]}">
+</head>
+<body>
+<main>
+<h1>{e["title"]}</h1>
+<p>{e["summary"]}</p>
+<img src="{e["image_url"]}" width="{WIDTH}" height="{HEIGHT}" alt="{e["summary"]}">
+</main>
+</body>
+</html>
+"""
+
+
+async def share_page(request: Request) -> Response:
+    card = await _card(request)
+    if card is None:
+        return _not_found()
+    base = get_settings().public_base_url.rstrip("/")
+    page_url = f"{base}/share/{request.path_params['token']}"
+    headers = {"Cache-Control": CACHE_CONTROL, "Referrer-Policy": "no-referrer"}
+    return HTMLResponse(_page(card, page_url, f"{page_url}.png"), headers=headers)
+
+
+# The image route first: `{token}` alone would also match `<token>.png`.
+routes = [
+    Route("/share/{token}.png", share_image, methods=["GET"]),
+    Route("/share/{token}", share_page, methods=["GET"]),
+]

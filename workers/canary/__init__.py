@@ -1,0 +1,1 @@
+"""The canary tasks: one per queue, proof that a worker consumes it."""

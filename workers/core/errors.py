@@ -1,0 +1,69 @@
+"""Which failures are worth a retry (the one transient-error list), and how errors are
+described without personal data.
+
+Messages name fields, ids and reasons, never the values of personal fields: they are stored in
+`webhook_events.last_error` and appear in logs.
+"""
+
+from __future__ import annotations
+
+import psycopg.errors
+import redis.exceptions
+import sqlalchemy.exc
+from celery.exceptions import SoftTimeLimitExceeded
+from kombu.exceptions import OperationalError as BrokerOperationalError
+from pydantic import ValidationError
+
+# Raised by the database or the broker while it is unreachable, restarting, or resolving a
+# conflict between concurrent transactions: the same work may succeed a little later.
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
+    sqlalchemy.exc.OperationalError,  # connection lost/refused, serialization, deadlock
+    sqlalchemy.exc.TimeoutError,  # pool exhausted
+    sqlalchemy.exc.InterfaceError,
+    psycopg.OperationalError,
+    BrokerOperationalError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    SoftTimeLimitExceeded,
+    ConnectionError,
+)
+
+
+def is_transient(error: BaseException) -> bool:
+    if isinstance(error, TRANSIENT_ERRORS):
+        return True
+    return isinstance(error, sqlalchemy.exc.DBAPIError) and bool(error.connection_invalidated)
+
+
+def describe_validation_error(error: ValidationError, prefix: str | None = None) -> str:
+    """`data.email_addresses.0.email_address: String should have at most 255 characters`;
+    the offending values are left out."""
+    parts = []
+    for item in error.errors(include_input=False, include_url=False):
+        path = [prefix, *item["loc"]] if prefix else item["loc"]
+        location = ".".join(str(part) for part in path) or "payload"
+        parts.append(f"{location}: {item['msg']}")
+    return "; ".join(parts)
+
+
+def describe_database_error(error: sqlalchemy.exc.DBAPIError) -> str:
+    """SQLSTATE and constraint or column name: the DETAIL line may quote values, so it is
+    left out."""
+    original = error.orig
+    if not isinstance(original, psycopg.Error) or original.diag is None:
+        return type(error).__name__
+    diag = original.diag
+    words = [f"SQLSTATE {original.sqlstate}"]
+    if diag.constraint_name:
+        words.append(f"constraint {diag.constraint_name}")
+    if diag.column_name:
+        words.append(f"column {diag.column_name}")
+    return " ".join(words)
+
+
+def is_unique_violation(error: sqlalchemy.exc.IntegrityError, constraint: str) -> bool:
+    original = error.orig
+    return (
+        isinstance(original, psycopg.errors.UniqueViolation)
+        and original.diag.constraint_name == constraint
+    )

@@ -1,0 +1,39 @@
+"""What a handler receives (the event and its transaction) and what it answers (an outcome)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from cpn_sync.clerk import ClerkEvent
+from db.models import EventStatus
+from workers.core.unit_of_work import UnitOfWork
+
+
+@dataclass(frozen=True)
+class EventOutcome:
+    """How an event ended. `note` says why for `ignored` and `waiting` (kept in last_error)."""
+
+    status: EventStatus  # processed, ignored or waiting: failures are raised
+    note: str | None = None
+
+
+PROCESSED = EventOutcome(EventStatus.PROCESSED)
+
+
+@dataclass
+class EventContext:
+    """One stored event being applied inside the task's transaction."""
+
+    work: UnitOfWork
+    event_id: int
+    envelope: ClerkEvent
+
+    @property
+    def session(self) -> Session:
+        return self.work.session
+
+    def after_commit(self, task_name: str, args: list[Any]) -> None:
+        self.work.after_commit(task_name, args)

@@ -1,0 +1,80 @@
+"""The inbox sweeper (`maintenance.sweep_inbox`, on beat): events whose message was lost, and
+`waiting` events whose user has arrived, are sent again.
+
+It runs under the schedule guard (`workers.core.schedule`: advisory lock, once per tick).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import exists, or_, select
+
+from cpn_sync.broker_queues import waiting_messages
+from cpn_sync.settings import get_settings
+from cpn_sync.task_contract import PROCESS_EVENT, SWEEP_INBOX, TASK_QUEUES
+from db.models import DeletedUser, EventStatus, User, WebhookEvent
+from workers.core.celery_app import app
+from workers.core.schedule import scheduled_job
+from workers.core.unit_of_work import Publish, UnitOfWork
+from workers.inbox import state
+
+
+def queued_messages(queue: str) -> int:
+    """Messages waiting in a broker queue (0 when the queue does not exist yet)."""
+    with app.connection_for_read() as connection:
+        return waiting_messages(connection, queue)
+
+
+def stuck_events(work: UnitOfWork, limit: int) -> Sequence[int]:
+    """`received`/`processing` rows whose message was probably lost. Rows locked by a running
+    task are skipped: they are being applied right now."""
+    settings = get_settings()
+    return work.session.scalars(
+        select(WebhookEvent.id)
+        .where(
+            state.stuck_condition(
+                settings.sweep_received_after_seconds, settings.sweep_processing_after_seconds
+            )
+        )
+        .order_by(WebhookEvent.received_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+
+
+def releasable_events(work: UnitOfWork, limit: int) -> Sequence[int]:
+    """`waiting` rows whose user now exists (or was deleted, which ends them as `ignored`)."""
+    user_known = or_(
+        exists().where(User.clerk_id == WebhookEvent.clerk_user_id),
+        exists().where(DeletedUser.clerk_id == WebhookEvent.clerk_user_id),
+    )
+    return work.session.scalars(
+        select(WebhookEvent.id)
+        .where(WebhookEvent.status == EventStatus.WAITING, user_known)
+        .order_by(WebhookEvent.received_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+
+
+@scheduled_job(SWEEP_INBOX, lambda settings: settings.sweep_interval_seconds)
+def sweep_inbox(work: UnitOfWork, publish: Publish) -> dict[str, int]:
+    """Re-enqueue events whose message was lost (broker outage, killed worker) or whose user
+    has arrived. Tops the queue up to `sweep_batch_size` messages: rows of a backlog that is
+    still in the queue are not sent a second time.
+
+    A lost message may have killed its worker, so it goes out as `[event_id, true]`
+    (`recovered`): the task then counts the attempt before trying.
+    """
+    queued = queued_messages(TASK_QUEUES[PROCESS_EVENT])
+    budget = get_settings().sweep_batch_size - queued
+    if budget <= 0:
+        return {"requeued": 0, "released": 0, "queued": queued}
+    stuck = stuck_events(work, budget)
+    released = releasable_events(work, budget - len(stuck))
+    for event_id in stuck:
+        publish(PROCESS_EVENT, [event_id, True])
+    for event_id in released:
+        publish(PROCESS_EVENT, [event_id])
+    return {"requeued": len(stuck), "released": len(released), "queued": queued}

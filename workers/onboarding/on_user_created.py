@@ -1,0 +1,25 @@
+"""The session-data migration of a `user.created` (called by `workers.users.user_events`).
+
+Invalid onboarding data must not fail the event: the user is still created and the migration
+is recorded as `failed` (`migrate_session_data` does that and returns). Only an unforeseen
+error propagates, and then the whole event fails and can be replayed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cpn_sync.clerk import ClerkUser
+from cpn_sync.task_contract import CPN_RECOMPUTE_USER
+from workers.cpn.requests import request_recompute
+from workers.inbox.context import EventContext
+from workers.onboarding.data_migration import migrate_session_data
+
+
+def migrate_onboarding(ctx: EventContext, user_id: int, user: ClerkUser, onboarding: Any) -> None:
+    """Migrate in the event's transaction; once it commits, ask for the user's CPN figures."""
+    outcome = migrate_session_data(
+        ctx.session, clerk_id=user.id, user_id=user_id, onboarding=onboarding
+    )
+    if outcome.status == "completed":
+        ctx.work.after_commit_call(CPN_RECOMPUTE_USER, lambda: request_recompute(user_id))

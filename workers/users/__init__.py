@@ -1,0 +1,1 @@
+"""Clerk users and sessions: upserts, deletion and tombstones, session expiry."""
