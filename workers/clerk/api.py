@@ -43,6 +43,9 @@ DEFAULT_API_URL: Final = "https://api.clerk.com/v1"
 MAX_PAGE_SIZE: Final = 500  # Clerk's bound for `limit`; above it Clerk answers 422
 USERS: Final = "/users"
 USER: Final = "/users/{user_id}"
+# Our clock starts a window when a request leaves, Clerk's when it arrives: arrival times
+# spread by network jitter, so a token comes back a little after the window.
+WINDOW_MARGIN_SECONDS: Final = 0.05
 
 REQUESTS = Counter(
     "cpn_clerk_api_requests",
@@ -104,7 +107,9 @@ class ClerkClient:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.config = config
-        self.limiter = TokenBucket(config.requests_per_window, config.rate_window_seconds)
+        self.limiter = TokenBucket(
+            config.requests_per_window, config.rate_window_seconds + WINDOW_MARGIN_SECONDS
+        )
         self._sleep = sleep
         self._http = httpx.Client(
             base_url=config.api_url.rstrip("/"),
