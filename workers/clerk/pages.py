@@ -27,12 +27,14 @@ def walk(
     With `prefetch`, the request for the next page starts before the current page is yielded.
     """
     if not prefetch:
-        params: Params | None = first
-        while params is not None:
+        params = first  # may be None: the first page of a walk has no cursor
+        while True:
             page = fetch(params)
             yield page
-            params = following(params, page)
-        return
+            after = following(params, page)
+            if after is None:
+                return
+            params = after
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="clerk-prefetch") as pool:
         pending: Future[Page] | None = pool.submit(fetch, first)
