@@ -5,12 +5,15 @@ These tests use no database: the worker tests' table cleaning is switched off he
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import orjson
 import pytest
 
 from cpn_sync.fake_clerk import FakeClerk, RunningFake, running
+from cpn_sync.fake_clerk_users import make_users
 from workers.clerk.api import ClerkClient, ClerkConfig
 
 KEY = "sk_test_clerk_api_tests_0123456789abcdef"
@@ -24,9 +27,18 @@ def clean_tables() -> None:
     """Overrides the worker tests' fixture: nothing here touches the database."""
 
 
+@functools.cache
+def _seed_users() -> bytes:
+    return orjson.dumps(make_users(USERS))
+
+
 @pytest.fixture
 def fake() -> FakeClerk:
-    return FakeClerk.seeded(USERS, secret_key=KEY)
+    """A fake holding USERS generated users (a fresh copy for every test: tests change them)."""
+    fake = FakeClerk(secret_key=KEY)
+    for user in orjson.loads(_seed_users()):
+        fake.users[user["id"]] = user
+    return fake
 
 
 @pytest.fixture
