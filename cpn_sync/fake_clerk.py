@@ -72,7 +72,8 @@ class FakeClerk:
         return fake
 
     def script(self, *statuses: int) -> None:
-        """Answer the next requests with these statuses (429 with Retry-After, 5xx), in order."""
+        """Answer the next requests with these statuses, in order (429 and 503 with
+        Retry-After, any other with Clerk's error body)."""
         with self._lock:
             self._script.extend(statuses)
 
@@ -110,7 +111,10 @@ class FakeClerk:
                 status = self._script.popleft()
                 if status == 429:
                     return self._throttled(self.retry_after)
-                return _error(status, "internal_clerk_error", "Something went wrong")
+                response = _error(status, "internal_clerk_error", "Something went wrong")
+                if status == 503:  # unavailable for a while: says when to come back
+                    response.headers["Retry-After"] = f"{self.retry_after:g}"
+                return response
             if self.throttle_every and self._count % self.throttle_every == 0:
                 return self._throttled(self.retry_after)
             if self.rate_limit is not None:

@@ -3,6 +3,8 @@
 `PARAMETERS` names what the fake implements and `UNSUPPORTED` the rest of the spec's
 parameters of GetUserList, which the fake refuses with a 422 rather than ignore (a test must
 not believe a filter worked); the spec conformance test keeps both lists equal to the spec.
+A `starting_after` that is no user of the list is a 422 naming it: the spec declares no 404
+for GetUserList (only 200, 400, 401, 422), and the cursor is a parameter it cannot process.
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ import pytest
 
 from cpn_sync.fake_clerk import FakeClerk, RunningFake, running
 from cpn_sync.fake_clerk_users import make_users
-from workers.clerk.api import ClerkClient, ClerkConfig
+from workers.clerk.api import ClerkClient
+from workers.clerk.config import ClerkConfig
 
 KEY = "sk_test_clerk_api_tests_0123456789abcdef"
 USERS = 3000

@@ -11,7 +11,8 @@ import pytest
 from cpn_sync.fake_clerk import FakeClerk, RunningFake
 from cpn_sync.fake_clerk_users import make_user
 from tests.workers.clerk.conftest import KEY, USERS, MakeClient
-from workers.clerk.api import ClerkClient, ClerkConfig
+from workers.clerk.api import ClerkClient
+from workers.clerk.config import ClerkConfig
 from workers.clerk.errors import ClerkAuthError, ClerkParameterError
 
 
@@ -189,6 +190,16 @@ class TestGetUser:
     def test_unknown_user_is_none(self, client: ClerkClient, fake: FakeClerk) -> None:
         assert client.get_user("user_gone") is None
         assert [request.status for request in fake.recorded()] == [404]
+
+    def test_deleted_user_is_none_and_leaves_the_walk(
+        self, client: ClerkClient, fake: FakeClerk
+    ) -> None:
+        user_id = list(fake.users)[7]
+        fake.delete_user(user_id)
+        assert client.get_user(user_id) is None
+        ids = walked_ids(client)
+        assert user_id not in ids
+        assert len(ids) == USERS - 1
 
     @pytest.mark.parametrize("user_id", ["", "user_a/../b"])
     def test_malformed_id_is_refused_before_any_request(

@@ -13,7 +13,8 @@ from prometheus_client import REGISTRY
 from cpn_sync.fake_clerk import FakeClerk, Recorded
 from cpn_sync.local import free_port
 from tests.workers.clerk.conftest import KEY, USERS, MakeClient
-from workers.clerk.api import ClerkClient, ClerkConfig
+from workers.clerk.api import ClerkClient
+from workers.clerk.config import ClerkConfig
 from workers.clerk.errors import ClerkRateLimitedError, ClerkUnavailableError
 
 
@@ -119,14 +120,26 @@ class TestTooManyRequests:
 
 class TestServerErrors:
     def test_5xx_are_retried_until_an_answer(self, client: ClerkClient, fake: FakeClerk) -> None:
+        fake.retry_after = 0.01
         fake.script(500, 502, 503)
         ids = [user["id"] for page in client.list_users() for user in page.users]
         assert len(set(ids)) == USERS
         assert [request.status for request in fake.recorded()][:4] == [500, 502, 503, 200]
 
+    def test_a_503_is_not_retried_before_its_retry_after(
+        self, client: ClerkClient, fake: FakeClerk
+    ) -> None:
+        fake.retry_after = 0.4
+        fake.script(503)
+        assert client.get_user(next(iter(fake.users))) is not None
+        recorded = fake.recorded()
+        assert [request.status for request in recorded] == [503, 200]
+        assert recorded[1].at - recorded[0].at >= 0.4
+
     def test_5xx_give_up_after_the_bounded_attempts(
         self, make_client: MakeClient, fake: FakeClerk
     ) -> None:
+        fake.retry_after = 0.01
         fake.script(503, 503, 503, 503)
         with pytest.raises(ClerkUnavailableError, match="503") as raised:
             make_client(max_attempts=3).get_user("user_x")

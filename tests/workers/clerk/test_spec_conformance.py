@@ -137,6 +137,17 @@ class TestResponses:
         schema = spec.component_response_schema("TooManyRequests")
         assert spec.violations(response.json(), schema) == []
 
+    def test_the_fakes_own_budget_answers_429_with_retry_after(
+        self, served: RunningFake, fake: FakeClerk
+    ) -> None:
+        fake.rate_limit = 2
+        assert [get(served, USERS).status_code for _ in range(2)] == [200, 200]
+        response = get(served, USERS)
+        assert response.status_code == 429
+        assert 1 <= float(response.headers["Retry-After"]) <= 10
+        schema = spec.component_response_schema("TooManyRequests")
+        assert spec.violations(response.json(), schema) == []
+
     def test_every_status_the_fake_answers_is_declared_or_known(self) -> None:
         """401/404/422 come from the spec; 429 is checked above; 5xx only when scripted."""
         assert {200, 401, 422} <= spec.declared_statuses(USERS)
