@@ -60,7 +60,11 @@ User = dict[str, Any]
 
 @dataclass(frozen=True)
 class UserPage:
-    """One page of users as Clerk sent them; `cursor` is the id to resume after (its last)."""
+    """One page of users as Clerk sent them.
+
+    `cursor`: in the created_at walk, the id to resume after (the page's last, or the cursor
+    it was asked with when empty); None in the updated_at walk, which resumes from a watermark.
+    """
 
     users: list[User]
     cursor: str | None
@@ -73,7 +77,6 @@ class ClerkClient:
         self,
         config: ClerkConfig,
         *,
-        transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.config = config
@@ -87,7 +90,6 @@ class ClerkClient:
             timeout=httpx.Timeout(
                 config.timeout_seconds, connect=min(10.0, config.timeout_seconds)
             ),
-            transport=transport,
         )
 
     def __repr__(self) -> str:
@@ -153,11 +155,12 @@ class ClerkClient:
 
         Clerk can order by `updated_at` but not filter by it, and cursors need `created_at`
         order: this pages `order_by=-updated_at` by offset and stops at the first older user.
-        A user updated while the walk runs may appear twice (the upsert is idempotent).
+        A user updated while the walk runs may appear twice (the upsert is idempotent). Pages
+        have no cursor (None): this walk resumes from its watermark.
         """
         _check_page_size(page_size)
 
-        def fetch(offset: int) -> UserPage:
+        def fetch(offset: int) -> tuple[UserPage, bool]:
             params: dict[str, str | int] = {
                 "limit": page_size,
                 "offset": offset,
@@ -165,14 +168,15 @@ class ClerkClient:
             }
             users = self._get_users(params, page_size)
             recent = [user for user in users if _updated_at(user) >= updated_since_ms]
-            # A full page whose users are all recent may be followed by more; mark it so.
+            # Only a full page of recent users can be followed by more recent users.
             more = len(users) == page_size and len(recent) == len(users)
-            return UserPage(recent, str(offset + page_size) if more else None)
+            return UserPage(recent, None), more
 
-        def following(offset: int, page: UserPage) -> int | None:
-            return int(page.cursor) if page.cursor is not None else None
+        def following(offset: int, fetched: tuple[UserPage, bool]) -> int | None:
+            return offset + page_size if fetched[1] else None
 
-        yield from pages.walk(fetch, 0, following, prefetch=prefetch)
+        for page, _more in pages.walk(fetch, 0, following, prefetch=prefetch):
+            yield page
 
     def _get_users(self, params: dict[str, str | int], page_size: int) -> list[User]:
         body = self._get(USERS, USERS, params)

@@ -34,6 +34,8 @@ class ClerkConfig:
         key = self.secret_key
         if not key.startswith("sk_") or not key.isascii() or not key.isprintable() or " " in key:
             raise ValueError(f"{KEY_VARIABLE} must be a Clerk secret key (sk_test_… or sk_live_…)")
+        if not self.api_url.startswith(("https://", "http://")):
+            raise ValueError("CLERK_API_URL must be an http(s) URL, e.g. https://api.clerk.com/v1")
         if self.rate_limit is not None and self.rate_limit < 1:
             raise ValueError("CLERK_API_RATE_LIMIT must be at least 1")
         if self.max_attempts < 1 or self.max_throttled < 0:

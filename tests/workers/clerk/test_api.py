@@ -175,6 +175,10 @@ class TestListUsersByUpdated:
         offsets = [dict(request.query)["offset"] for request in fake.recorded()]
         assert offsets == ["0", "10", "20", "30"]
 
+    def test_pages_of_the_updated_walk_carry_no_cursor(self, client: ClerkClient) -> None:
+        pages = list(client.list_users_by_updated(updated_since_ms=0, page_size=500))
+        assert {page.cursor for page in pages} == {None}
+
     def test_a_watermark_at_zero_walks_everyone(self, client: ClerkClient) -> None:
         found = [u["id"] for p in client.list_users_by_updated(updated_since_ms=0) for u in p.users]
         assert len(set(found)) == USERS
@@ -273,6 +277,11 @@ class TestConfig:
         self, key: str, limit: int | None, expected: int
     ) -> None:
         assert ClerkConfig(secret_key=key, rate_limit=limit).requests_per_window == expected
+
+    @pytest.mark.parametrize("url", ["api.clerk.com/v1", "ftp://api.clerk.com/v1", ""])
+    def test_a_url_that_is_not_http_is_refused(self, url: str) -> None:
+        with pytest.raises(ValueError, match="CLERK_API_URL"):
+            ClerkConfig(secret_key=KEY, api_url=url)
 
     def test_default_url_is_clerks(self) -> None:
         assert ClerkConfig(secret_key=KEY).api_url == "https://api.clerk.com/v1"
