@@ -50,19 +50,19 @@ class Recorded:
 class FakeClerk:
     """The fake's state; tests change it while the server runs (every access takes the lock)."""
 
-    secret_key: str = DEFAULT_KEY
+    secret_key: str = field(default=DEFAULT_KEY, repr=False)
     throttle_every: int = 0  # every Nth request answers 429 (0: never)
     retry_after: float = 1.0  # the Retry-After of injected 429s, in seconds
     latency_seconds: float = 0.0
     rate_limit: int | None = None  # Clerk's own budget: N requests per window, else 429
     rate_window_seconds: float = 10.0
-    users: dict[str, dict[str, Any]] = field(default_factory=dict)
-    requests: list[Recorded] = field(default_factory=list)
-    _script: deque[int] = field(default_factory=deque)
-    _served: deque[float] = field(default_factory=deque)
-    _count: int = 0
-    _clock_ms: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    users: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+    requests: list[Recorded] = field(default_factory=list, repr=False)
+    _script: deque[int] = field(default_factory=deque, repr=False)
+    _served: deque[float] = field(default_factory=deque, repr=False)
+    _count: int = field(default=0, repr=False)
+    _clock_ms: int = field(default=0, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def seeded(cls, count: int, *, seed: int = 0, **options: Any) -> FakeClerk:
