@@ -18,7 +18,7 @@ else: not in the config's repr, an error or a log line.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final
@@ -123,12 +123,13 @@ class ClerkClient:
         starting_after: str | None = None,
         page_size: int = MAX_PAGE_SIZE,
         prefetch: bool = True,
-    ) -> Iterator[UserPage]:
+    ) -> Generator[UserPage, None, None]:
         """Every user, oldest first, a page at a time: `created_at` order and the cursor.
 
         Record each page's `cursor` after writing it; pass it back as `starting_after` to
         resume. New users are created last in this order, so a walk also sees users that sign
-        up while it runs. The next page is fetched while the caller handles this one.
+        up while it runs. The next page is fetched while the caller handles this one; `close()`
+        the generator to stop early (it waits for that one request).
         """
         _check_page_size(page_size)
 
@@ -150,7 +151,7 @@ class ClerkClient:
 
     def list_users_by_updated(
         self, *, updated_since_ms: int, page_size: int = MAX_PAGE_SIZE, prefetch: bool = True
-    ) -> Iterator[UserPage]:
+    ) -> Generator[UserPage, None, None]:
         """Users updated at or after `updated_since_ms` (epoch ms), most recently updated first.
 
         Clerk can order by `updated_at` but not filter by it, and cursors need `created_at`

@@ -7,7 +7,7 @@ thread runs it; closing the iterator early waits for that one request and stops.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
@@ -21,7 +21,7 @@ def walk(
     following: Callable[[Params, Page], Params | None],
     *,
     prefetch: bool = True,
-) -> Iterator[Page]:
+) -> Generator[Page, None, None]:
     """Yield `fetch(first)`, then `fetch(following(params, page))` until `following` says None.
 
     With `prefetch`, the request for the next page starts before the current page is yielded.

@@ -32,7 +32,8 @@ def spec() -> dict[str, Any]:
 @functools.cache
 def _registry() -> Registry[Any]:
     resource: Resource[Any] = Resource.from_contents(spec(), default_specification=DRAFT4)
-    return Registry().with_resource(SPEC_URI, resource)
+    registry: Registry[Any] = Registry().with_resource(SPEC_URI, resource)
+    return registry
 
 
 def resolve(node: dict[str, Any]) -> dict[str, Any]:

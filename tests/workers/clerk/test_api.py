@@ -16,8 +16,11 @@ from workers.clerk.config import ClerkConfig
 from workers.clerk.errors import ClerkAuthError, ClerkParameterError
 
 
-def walked_ids(client: ClerkClient, **options: object) -> list[str]:
-    return [user["id"] for page in client.list_users(**options) for user in page.users]  # type: ignore[arg-type]
+def walked_ids(
+    client: ClerkClient, *, starting_after: str | None = None, prefetch: bool = True
+) -> list[str]:
+    walk = client.list_users(starting_after=starting_after, prefetch=prefetch)
+    return [user["id"] for page in walk for user in page.users]
 
 
 class TestListUsers:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -13,6 +13,7 @@ import structlog
 from cpn_sync import logs
 from cpn_sync.fake_clerk import FakeClerk
 from tests.workers.clerk.conftest import KEY, MakeClient
+from workers.clerk.api import ClerkClient
 from workers.clerk.errors import ClerkAPIError
 
 
@@ -50,13 +51,17 @@ def test_key_and_user_data_never_in_logs_errors_or_reprs(
     client.get_user("user_gone")
     texts = [repr(client), repr(client.config), str(client.config)]
     wrong_key = "sk_live_SECRETsecretSECRET42"
-    for failing, action in [
-        (make_client(secret_key=wrong_key), lambda c: c.get_user("user_x")),
-        (make_client(max_attempts=1), lambda c: (fake.script(503), c.get_user("user_x"))),
-        (client, lambda c: next(c.list_users(starting_after="user_x"))),
-    ]:
+    refused, unavailable = make_client(secret_key=wrong_key), make_client(max_attempts=1)
+    failures: list[tuple[ClerkClient, Callable[[], object]]] = [
+        (refused, lambda: refused.get_user("user_x")),
+        (unavailable, lambda: unavailable.get_user("user_x")),
+        (client, lambda: next(client.list_users(starting_after="user_x"))),
+    ]
+    for failing, action in failures:
+        if failing is unavailable:
+            fake.script(503)
         with pytest.raises(ClerkAPIError) as raised:
-            action(failing)
+            action()
         texts += [str(raised.value), repr(raised.value), repr(failing)]
 
     logged = debug_logs.getvalue() + caplog.text

@@ -6,6 +6,7 @@ and status; the parameters the fake accepts (names, bounds, defaults) are read f
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 from cpn_sync import fake_clerk_queries as queries
 from cpn_sync.fake_clerk import FakeClerk, RunningFake
 from cpn_sync.fake_clerk_users import make_users
+from tests.services import SHARED
 from tests.workers.clerk import spec
 from tests.workers.clerk.conftest import KEY
 from workers.clerk.api import MAX_PAGE_SIZE
@@ -55,9 +57,7 @@ class TestValidator:
         assert spec.violations({k: v for k, v in user.items() if k != "banned"}, user_schema) != []
 
     def test_a_clerk_published_example_conforms(self) -> None:
-        import json
-
-        example = json.loads((spec.SHARED / "clerk-payloads" / "user.created.json").read_text())
+        example = json.loads((SHARED / "clerk-payloads" / "user.created.json").read_text())
         assert spec.violations(example["data"], spec.response_schema(USER, 200)) == []
 
 
