@@ -19,7 +19,7 @@ from cpn_sync.fake_clerk_users import make_users
 from tests.services import SHARED
 from tests.workers.clerk import spec
 from tests.workers.clerk.conftest import KEY
-from workers.clerk.api import MAX_PAGE_SIZE
+from workers.clerk.api import MAX_PAGE_SIZE, ClerkClient
 
 USERS = "/users"
 USER = "/users/{user_id}"
@@ -219,3 +219,28 @@ class TestParameters:
         assert {user["id"] for user in found} == {first, second}
         excluded = get(served, USERS, user_id=[f"-{third}"], limit=500, order_by="created_at")
         assert third not in {user["id"] for user in excluded.json()}
+
+
+class TestClientRequests:
+    def test_every_request_of_the_client_is_one_the_spec_allows(
+        self, client: ClerkClient, fake: FakeClerk
+    ) -> None:
+        """The client's side of the contract, read from the spec rather than from the fake."""
+        list(client.list_users())
+        list(client.list_users_by_updated(updated_since_ms=0))
+        client.get_user(next(iter(fake.users)))
+        declared = spec.parameters(USERS)
+        limit, offset = declared["limit"]["schema"], declared["offset"]["schema"]
+        cursor_rule = " ".join(declared["starting_after"]["description"].split())
+        listed = re.search(r"`order_by` omitted, or set to (.*?)\.", cursor_rule)
+        assert listed is not None
+        cursor_orders = set(re.findall(r"`([+-]?created_at)`", listed.group(1)))
+        lists = [dict(r.query) for r in fake.recorded() if r.path == "/v1/users"]
+        assert len(lists) > 10
+        for query in lists:
+            assert set(query) <= set(declared)
+            assert limit["minimum"] <= int(query["limit"]) <= limit["maximum"]
+            assert int(query.get("offset", 0)) >= offset["minimum"]
+            if "starting_after" in query:
+                assert query["order_by"] in cursor_orders
+                assert int(query.get("offset", 0)) == 0
