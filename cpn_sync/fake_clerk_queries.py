@@ -1,0 +1,101 @@
+"""The fake Clerk API's `GET /users` query: parameters checked as the spec states, then a page.
+
+`PARAMETERS` names what the fake implements and `UNSUPPORTED` the rest of the spec's
+parameters of GetUserList, which the fake refuses with a 422 rather than ignore (a test must
+not believe a filter worked); the spec conformance test keeps both lists equal to the spec.
+A `starting_after` that is no user of the list is a 422 naming it: the spec declares no 404
+for GetUserList (only 200, 400, 401, 422), and the cursor is a parameter it cannot process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.datastructures import QueryParams
+
+MAX_LIMIT = 500
+DEFAULT_LIMIT = 10
+DEFAULT_ORDER = "-created_at"
+MAX_IDS = 100
+PARAMETERS = ("limit", "offset", "order_by", "starting_after", "user_id")
+UNSUPPORTED = (
+    "email_address", "phone_number", "external_id", "username", "web3_wallet", "organization_id",
+    "query", "email_address_query", "phone_number_query", "username_query", "name_query",
+    "banned", "last_active_at_before", "last_active_at_after", "last_active_at_since",
+    "created_at_before", "created_at_after", "last_sign_in_at_before", "last_sign_in_at_after",
+    "provider", "provider_user_id",
+)  # fmt: skip
+# Fields the fake can order by; Clerk orders by more (the spec's list), which the fake refuses.
+ORDER_FIELDS = ("created_at", "updated_at")
+CURSOR_ORDERS = ("created_at", "+created_at", "-created_at")
+
+
+@dataclass
+class QueryError(Exception):
+    """A parameter Clerk would refuse with 422; `param` goes to the error's meta.param_name."""
+
+    param: str
+    message: str
+    code: str = "form_param_value_invalid"
+    detail: str = ""
+
+
+def select_users(users: dict[str, dict[str, Any]], query: QueryParams) -> list[dict[str, Any]]:
+    """The page of `users` that Clerk would answer to `query`."""
+    for name in UNSUPPORTED:
+        if name in query:
+            raise QueryError(name, "is not supported by the fake Clerk API", "form_param_unknown")
+    limit = _integer(query, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+    offset = _integer(query, "offset", 0, 0, None)
+    order_by = query.get("order_by", DEFAULT_ORDER)  # Clerk keeps the first of several
+    field_name = order_by.lstrip("+-")
+    if field_name not in ORDER_FIELDS or len(order_by) - len(field_name) > 1:
+        raise QueryError("order_by", f"cannot order by {field_name!r}")
+    descending = order_by.startswith("-")
+    key: Callable[[dict[str, Any]], tuple[int, str]] = lambda user: (user[field_name], user["id"])  # noqa: E731
+    selected = sorted(_filtered(users, query), key=key, reverse=descending)
+
+    cursor = query.get("starting_after")
+    if cursor is not None:
+        if order_by not in CURSOR_ORDERS:
+            raise QueryError(
+                "starting_after", "requires ordering by created_at", detail=f"order_by={order_by}"
+            )
+        if offset:
+            raise QueryError("starting_after", "cannot be combined with a non-zero offset")
+        position = next((i for i, user in enumerate(selected) if user["id"] == cursor), None)
+        if position is None:
+            raise QueryError("starting_after", "is not the id of a user of this list")
+        selected = selected[position + 1 :]
+    return selected[offset : offset + limit]
+
+
+def _filtered(users: dict[str, dict[str, Any]], query: QueryParams) -> list[dict[str, Any]]:
+    ids = query.getlist("user_id")
+    if not ids:
+        return list(users.values())
+    if len(ids) > MAX_IDS:
+        raise QueryError("user_id", f"accepts up to {MAX_IDS} user IDs")
+    excluded = {value[1:] for value in ids if value.startswith("-")}
+    included = {value.lstrip("+") for value in ids if not value.startswith("-")}
+    return [
+        user
+        for user in users.values()
+        if user["id"] not in excluded and (not included or user["id"] in included)
+    ]
+
+
+def _integer(query: QueryParams, name: str, default: int, low: int, high: int | None) -> int:
+    raw = query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise QueryError(name, "must be an integer", "form_param_format_invalid") from None
+    if value < low or (high is not None and value > high):
+        bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise QueryError(name, f"must be {bounds}")
+    return value

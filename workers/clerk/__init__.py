@@ -1,0 +1,1 @@
+"""Clerk's Backend API: the client that backfill, reconciliation and sync-user read users with."""
