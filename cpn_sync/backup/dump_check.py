@@ -25,7 +25,7 @@ from cpn_sync.backup.dump import BackupError
 _END_OF_DATA = b"\\."
 _SHAPES = [
     re.compile(rb"--( [^\\]*)?"),
-    re.compile(rb"SET [a-z_]+ = ('[A-Za-z0-9_ .,-]*'|[A-Za-z0-9_.-]+);"),
+    re.compile(rb"SET [a-z_]+ = ('[A-Za-z0-9_ .,-]*'|[A-Za-z0-9_.-]+(, [A-Za-z0-9_.-]+)*);"),
     re.compile(rb"SELECT pg_catalog\.set_config\('search_path', '', false\);"),
     re.compile(rb"SELECT pg_catalog\.setval\('[A-Za-z0-9_.\"]+', \d+, (true|false)\);"),
     re.compile(rb"\\(restrict|unrestrict) [A-Za-z0-9]+"),
