@@ -89,7 +89,8 @@ class Settings(BaseSettings):
     event_max_attempts: int = Field(default=20, ge=1)
     event_batch_size: int = Field(default=50, ge=1, le=1000)
     sweep_received_after_seconds: int = Field(default=30, ge=0)
-    sweep_processing_after_seconds: int = Field(default=3600, ge=0)
+    # None: derived from the retry backoff cap and the task time limit (workers/inbox/sweep.py).
+    sweep_processing_after_seconds: int | None = Field(default=None, ge=0)
     sweep_batch_size: int = Field(default=1000, ge=1)
     sweep_interval_seconds: float = Field(default=60, gt=0)
     session_expiry_interval_seconds: float = Field(default=300, gt=0)

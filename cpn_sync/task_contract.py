@@ -21,6 +21,8 @@ CPN_RECOMPUTE_USER = "cpn.recompute_user"
 CPN_RECOMPUTE_CHUNK = "cpn.recompute_chunk"
 CPN_RECOMPUTE_ALL = "cpn.recompute_all"
 CPN_SCAN_DIRTY = "cpn.scan_dirty"
+# A user revokes their share links: every result gets a new token. args: [users.id]
+CPN_REVOKE_SHARE = "cpn.revoke_share"
 # One canary per queue: beat sends it, a worker consuming that queue records when it ran.
 WEBHOOKS_CANARY = "webhooks.canary"
 CPN_CANARY = "cpn.canary"
@@ -37,6 +39,7 @@ TASK_QUEUES = {
     CPN_RECOMPUTE_CHUNK: "cpn",
     CPN_RECOMPUTE_ALL: "cpn",
     CPN_SCAN_DIRTY: "cpn",
+    CPN_REVOKE_SHARE: "cpn",
     WEBHOOKS_CANARY: "webhooks",
     CPN_CANARY: "cpn",
     MAINTENANCE_CANARY: "maintenance",

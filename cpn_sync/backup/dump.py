@@ -1,6 +1,7 @@
 """Back up the user data with `pg_dump`, as the seed's script does.
 
-A backup is a plain-SQL, data-only dump of the six user tables: `COPY` blocks in foreign-key
+A backup is a plain-SQL, data-only dump of the six user tables and the tombstones of deleted
+users (`deleted_users`, so that a restore keeps them deleted): `COPY` blocks in foreign-key
 order, then `setval` for their sequences; generated columns are left out (the server computes
 them again on load). The schema is not in it: `cpn_sync.backup.restore` loads it into a
 database that `cpn-sync migrate` created, so Alembic stays the one owner of the schema.
@@ -33,6 +34,8 @@ from cpn_sync.settings import SettingsError, get_settings
 from db.models import SEED_TABLES
 
 BACKUP_TABLES = SEED_TABLES
+# Dumped beside the user tables; a restore merges them with the target's own (restore.py).
+TOMBSTONE_TABLE = "deleted_users"
 FILENAME_FORMAT = "user_data_backup_%Y%m%d_%H%M%S.sql"
 
 log = get_logger(__name__)
@@ -86,7 +89,7 @@ def inspect_database(database_url: str) -> Database:
                 (schema,),
             )
         }
-        missing = set(BACKUP_TABLES) - present
+        missing = {*BACKUP_TABLES, TOMBSTONE_TABLE} - present
         if missing:
             raise SchemaMissingError(missing)
         counts = {
@@ -123,7 +126,7 @@ def backup(
     partial = out_dir / f".{stamp}.partial"
     conninfo, password_env = connection_args(database_url)
     args = [str(tool.path), "--dbname", conninfo, "--data-only", "--no-owner", "--no-privileges"]
-    args += [f"--table={database.schema}.{table}" for table in BACKUP_TABLES]
+    args += [f"--table={database.schema}.{table}" for table in (*BACKUP_TABLES, TOMBSTONE_TABLE)]
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "wb") as out, tempfile.TemporaryFile() as errors:
@@ -164,7 +167,7 @@ def error_lines(errors: IO[bytes]) -> str:
     help="Directory for the backup file (created when missing).",
 )
 def backup_command(out_dir: Path) -> None:
-    """Dump the user tables of $DATABASE_URL to a timestamped plain-SQL file."""
+    """Dump the user tables and tombstones of $DATABASE_URL to a timestamped plain-SQL file."""
     try:
         path = backup(get_settings().require_database_url(), out_dir)
     except (BackupError, ClientToolError, SettingsError, psycopg.OperationalError) as error:

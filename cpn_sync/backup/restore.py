@@ -2,11 +2,18 @@
 and answer the seed's verification query (total users, users with a clerk id, latest user).
 
 The load runs under `psql`, as the seed's recovery does, with ON_ERROR_STOP: any error rolls back
-everything.
+everything. psql runs whatever it reads, so the file is checked line by line first (and again
+while it streams) against what pg_dump writes (`dump_check.py`).
+
+Tombstones: the backup's `deleted_users` and the target's own are merged, and in the same
+transaction every tombstoned user's restored rows are erased as `user.deleted` erases them
+(the user, by cascade its profile, interactions, results and sessions, and its
+`data_migrations`): a user erased after the backup was taken does not come back.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import subprocess
@@ -20,12 +27,14 @@ from psycopg import sql
 
 from cpn_sync.backup.dump import (
     BACKUP_TABLES,
+    TOMBSTONE_TABLE,
     BackupError,
     Database,
     ToolFailedError,
     error_lines,
     inspect_database,
 )
+from cpn_sync.backup.dump_check import DumpRefusedError, check_dump, checked_lines
 from cpn_sync.backup.pg_tools import (
     ClientTool,
     ClientToolError,
@@ -39,6 +48,9 @@ from cpn_sync.logs import get_logger
 from cpn_sync.settings import SettingsError, get_settings
 
 DUMP_MARKER = b"-- PostgreSQL database dump"
+LOADED_TABLES = frozenset({*BACKUP_TABLES, TOMBSTONE_TABLE})
+# The target's tombstones, set aside while the backup's load, merged back after it.
+_KEPT = sql.Identifier("pg_temp", "cpn_restore_kept_tombstones")
 
 log = get_logger(__name__)
 
@@ -61,6 +73,7 @@ class Verification:
     users_with_clerk_id: int
     latest_user: dt.datetime | None
     row_counts: dict[str, int]
+    tombstones: int = 0
 
 
 def restore(database_url: str, dump_file: Path, *, psql: ClientTool | None = None) -> Verification:
@@ -68,6 +81,7 @@ def restore(database_url: str, dump_file: Path, *, psql: ClientTool | None = Non
     with dump_file.open("rb") as head:
         if DUMP_MARKER not in head.read(4096):
             raise BackupError(f"{dump_file} is not a plain-SQL pg_dump file")
+    check_dump(dump_file, LOADED_TABLES)
     database = inspect_database(database_url)
     if any(database.row_counts.values()):
         raise RestoreRefusedError(database.row_counts)
@@ -75,6 +89,7 @@ def restore(database_url: str, dump_file: Path, *, psql: ClientTool | None = Non
     conninfo, password_env = connection_args(database_url)
     args = [str(tool.path), "--dbname", conninfo, "--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1"]
     args += ["--single-transaction", "--command", _load_guard(database), "--file", "-"]
+    args += ["--command", _apply_tombstones(database)]
     with tempfile.TemporaryFile() as errors:
         child = subprocess.Popen(
             args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors,
@@ -83,11 +98,17 @@ def restore(database_url: str, dump_file: Path, *, psql: ClientTool | None = Non
         assert child.stdin is not None
         try:
             with dump_file.open("rb") as source:
-                child.stdin.writelines(without_unknown_settings(source, database.settings))
+                lines = checked_lines(dump_file, source, LOADED_TABLES)
+                child.stdin.writelines(without_unknown_settings(lines, database.settings))
         except BrokenPipeError:
             pass  # psql stopped at an error; its status and messages say which
+        except DumpRefusedError:  # the file changed since it was checked: load nothing
+            child.kill()
+            child.wait()
+            raise
         finally:
-            child.stdin.close()
+            with contextlib.suppress(BrokenPipeError):  # psql stopped (or was stopped)
+                child.stdin.close()
         if child.wait() != 0:
             hint = newer_dump_hint(dump_file, database.version_num)
             raise ToolFailedError(tool, child.returncode, error_lines(errors), hint)
@@ -100,13 +121,36 @@ def _load_guard(database: Database) -> str:
     """Lock the tables and check them again inside the load's transaction, so that rows written
     after the first check can never mix with the restored ones."""
     tables = [database.table(name) for name in BACKUP_TABLES]
+    tombstones = database.table(TOMBSTONE_TABLE)
     any_row = sql.SQL(" OR ").join(sql.SQL("EXISTS (SELECT FROM {})").format(t) for t in tables)
     return (
         sql.SQL(
-            "LOCK TABLE {} IN ACCESS EXCLUSIVE MODE; DO $guard$ BEGIN IF {} THEN RAISE EXCEPTION "
-            "'restore refused: the database is no longer empty'; END IF; END $guard$;"
+            "LOCK TABLE {}, {} IN ACCESS EXCLUSIVE MODE; DO $guard$ BEGIN IF {} THEN RAISE "
+            "EXCEPTION 'restore refused: the database is no longer empty'; END IF; END $guard$; "
+            "CREATE TEMPORARY TABLE {} ON COMMIT DROP AS SELECT * FROM {}; DELETE FROM {};"
         )
-        .format(sql.SQL(", ").join(tables), any_row)
+        .format(sql.SQL(", ").join(tables), tombstones, any_row, _KEPT, tombstones, tombstones)
+        .as_string()
+    )
+
+
+def _apply_tombstones(database: Database) -> str:
+    """After the load, in its transaction: merge the target's tombstones back (the earliest
+    deletion time wins) and erase the restored rows of every tombstoned user."""
+    return (
+        sql.SQL(
+            "INSERT INTO {tombstones} AS kept SELECT * FROM {kept} ON CONFLICT (clerk_id) DO "
+            "UPDATE SET deleted_at = LEAST(kept.deleted_at, EXCLUDED.deleted_at); "
+            "DELETE FROM {migrations} WHERE clerk_id IN (SELECT clerk_id FROM {tombstones}) "
+            "OR user_id IN (SELECT u.id FROM {users} u JOIN {tombstones} t USING (clerk_id)); "
+            "DELETE FROM {users} WHERE clerk_id IN (SELECT clerk_id FROM {tombstones});"
+        )
+        .format(
+            tombstones=database.table(TOMBSTONE_TABLE),
+            kept=_KEPT,
+            migrations=database.table("data_migrations"),
+            users=database.table("users"),
+        )
         .as_string()
     )
 
@@ -117,12 +161,12 @@ def verify(database_url: str) -> Verification:
     with psycopg.connect(full_conninfo(database_url)) as conn:
         row = conn.execute(
             sql.SQL(
-                "SELECT COUNT(*), COUNT(CASE WHEN clerk_id IS NOT NULL THEN 1 END), MAX(created_at)"
-                " FROM {}"
-            ).format(database.table("users"))
+                "SELECT COUNT(*), COUNT(CASE WHEN clerk_id IS NOT NULL THEN 1 END),"
+                " MAX(created_at), (SELECT COUNT(*) FROM {}) FROM {}"
+            ).format(database.table(TOMBSTONE_TABLE), database.table("users"))
         ).fetchone()
     assert row is not None
-    return Verification(int(row[0]), int(row[1]), row[2], database.row_counts)
+    return Verification(int(row[0]), int(row[1]), row[2], database.row_counts, int(row[3]))
 
 
 @click.command("restore")
@@ -135,6 +179,7 @@ def restore_command(dump_file: Path) -> None:
         raise click.ClickException(str(error)) from error
     for table, count in result.row_counts.items():
         click.echo(f"{table:<18} {count} rows")
+    click.echo(f"{TOMBSTONE_TABLE:<18} {result.tombstones} tombstones")
     click.echo(
         f"total_users={result.total_users} users_with_clerk_id={result.users_with_clerk_id} "
         f"latest_user={result.latest_user.isoformat() if result.latest_user else '-'}"

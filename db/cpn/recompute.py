@@ -18,7 +18,6 @@ rest of the chunk is written, and the caller gets their ids to raise `CpnFigures
 
 from __future__ import annotations
 
-import secrets
 import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -47,6 +46,7 @@ from sqlalchemy.orm import Session
 
 from db.cpn.figures import figure_values, fits, results, totals_cte
 from db.cpn.recommendations import Facts, Thresholds, recommendations
+from db.cpn.share import new_share_token
 from db.models import User, UserInteractionChange
 
 users = typing.cast(Table, User.__table__)
@@ -228,7 +228,7 @@ def recompute_users(
     session.execute(select(func.set_config("work_mem", CHUNK_WORK_MEM, True)))
     row = session.execute(
         _statement(limits, public_base_url),
-        {"user_ids": ids, "tokens": [secrets.token_urlsafe(32) for _ in ids]},
+        {"user_ids": ids, "tokens": [new_share_token() for _ in ids]},
     ).one()
     return RecomputeOutcome(
         written=sorted(row.written or []), out_of_range=sorted(row.out_of_range or [])

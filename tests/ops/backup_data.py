@@ -15,6 +15,7 @@ from cpn_sync.settings import libpq_url
 from db.engine import make_engine
 from db.models import (
     DataMigration,
+    DeletedUser,
     User,
     UserCpnResult,
     UserInteraction,
@@ -29,7 +30,7 @@ AWKWARD_TEXT = "tab\there, new\nline, back\\slash, quote ' \" , Zoë 🥜, \\N, 
 def fill(database_url: str) -> None:
     """Users with and without profiles, interactions (the generated columns come from the
     server), CPN results, sessions with IPv4, IPv6 and no address, data migrations with JSONB;
-    and one deleted user, so the sequences stand past the largest id."""
+    and one deleted user with its tombstone, so the sequences stand past the largest id."""
     engine = make_engine(database_url)
     t0 = dt.datetime(2025, 8, 23, 12, 0, 0, 123456, tzinfo=UTC)
     try:
@@ -120,6 +121,7 @@ def fill(database_url: str) -> None:
             )  # fmt: skip
             session.flush()
             session.execute(delete(User).where(User.id == gone.id))
+            session.add(DeletedUser(clerk_id=gone.clerk_id, deleted_at=t0))
             session.commit()
     finally:
         engine.dispose()

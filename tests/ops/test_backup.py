@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 from cpn_sync.backup import pg_tools
 from cpn_sync.backup.dump import (
     BACKUP_TABLES,
+    TOMBSTONE_TABLE,
     BackupError,
     SchemaMissingError,
     ToolFailedError,
@@ -73,12 +74,10 @@ class TestBackupFile:
         assert dump_file.name == "user_data_backup_20250823_120000.sql"
         assert dump_file.stat().st_mode & 0o777 == 0o600
 
-    def test_holds_data_only_for_the_six_tables_without_generated_columns(
-        self, dump_file: Path
-    ) -> None:
+    def test_holds_data_only_for_the_six_tables_and_the_tombstones(self, dump_file: Path) -> None:
         text = dump_file.read_text()
         copied = dict(re.findall(r"^COPY \w+\.(\w+) \(([^)]*)\) FROM stdin;$", text, re.M))
-        assert sorted(copied) == sorted(BACKUP_TABLES)
+        assert sorted(copied) == sorted([*BACKUP_TABLES, TOMBSTONE_TABLE])
         interaction_columns = [c.strip() for c in copied["user_interactions"].split(",")]
         assert "cost" in interaction_columns
         for generated in ("cost_per_nut", "cost_per_hour", "nuts_per_hour"):
@@ -206,7 +205,7 @@ class TestRestoreRefuses:
         target = test_servers.new_database(migrate=False)
         with pytest.raises(SchemaMissingError, match="run `cpn-sync migrate`") as missing:
             restore(target, dump_file)
-        assert missing.value.tables == sorted(BACKUP_TABLES)
+        assert missing.value.tables == sorted([*BACKUP_TABLES, TOMBSTONE_TABLE])
 
     def test_a_file_that_is_not_a_dump(self, test_servers: TestServers, tmp_path: Path) -> None:
         target = test_servers.new_database()

@@ -1,10 +1,11 @@
 """Share links of CPN results: `GET /share/{token}` (a page with Open Graph and Twitter card
 tags) and `GET /share/{token}.png` (the graphic). `webhooks.app` mounts `routes`.
 
-A token is 32 random bytes from `secrets` (db/cpn/recompute.py), so a link cannot be guessed.
+A token is 32 random bytes from `secrets` (db/cpn/share.py), so a link cannot be guessed.
 Unknown and malformed tokens get the same plain 404 as any unknown path: no hint of what
-exists. A result row never changes, so both answers are cacheable; the image carries an ETag
-of its content.
+exists. A link stops the moment its user is deleted or revokes it (the token is rotated), so no
+cache may answer for it without asking: both answers are `no-cache` (stored, but revalidated on
+every use) and carry an ETag of their content, so a revalidation costs a 304, not a render.
 
 Database access: the web process's async engine, which the app's lifespan puts on
 `app.state.db_engine`.
@@ -12,6 +13,7 @@ Database access: the web process's async engine, which the app's lifespan puts o
 
 from __future__ import annotations
 
+import hashlib
 import html
 import re
 from typing import Any
@@ -28,7 +30,9 @@ from webhooks.share.card import HEIGHT, WIDTH, ShareCard, render_png
 
 # secrets.token_urlsafe(n) is base64url; at least 16 bytes (22 characters) ever accepted.
 TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{22,128}")
-CACHE_CONTROL = "public, max-age=3600"
+# Shared caches and browsers may keep a copy but must revalidate it on every use: a deleted
+# user's or a revoked link then answers 404 at once instead of lingering for a max-age.
+CACHE_CONTROL = "public, no-cache"
 
 
 def database_engine(request: Request) -> AsyncEngine:
@@ -116,8 +120,12 @@ async def share_page(request: Request) -> Response:
         return _not_found()
     base = get_settings().public_base_url.rstrip("/")
     page_url = f"{base}/share/{request.path_params['token']}"
-    headers = {"Cache-Control": CACHE_CONTROL, "Referrer-Policy": "no-referrer"}
-    return HTMLResponse(_page(card, page_url, f"{page_url}.png"), headers=headers)
+    page = _page(card, page_url, f"{page_url}.png")
+    etag = f'"{hashlib.sha256(page.encode()).hexdigest()[:32]}"'
+    headers = {"Cache-Control": CACHE_CONTROL, "ETag": etag, "Referrer-Policy": "no-referrer"}
+    if _matches(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers=headers)
+    return HTMLResponse(page, headers=headers)
 
 
 # The image route first: `{token}` alone would also match `<token>.png`.

@@ -9,11 +9,11 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from cpn_sync.settings import SettingsError, get_settings
-from cpn_sync.task_contract import CPN_RECOMPUTE_ALL
+from cpn_sync.task_contract import CPN_RECOMPUTE_ALL, CPN_REVOKE_SHARE
 from db.cpn.queries import latest_result, user_id_for_clerk_id, user_id_pages, users
 from db.cpn.recompute import CpnFiguresOutOfRangeError
 from workers.core.commands import command_engine
-from workers.cpn.jobs import CpnOptions, recompute_chunk
+from workers.cpn.jobs import CpnOptions, recompute_chunk, revoke_share_links
 
 # The Celery app (`workers.core.celery_app`) and what sends through it are imported where they
 # are used: loading it imports prometheus-client, which `cpn-sync worker` must configure first.
@@ -85,6 +85,23 @@ def _recompute_everyone(engine: Engine, enqueue: bool) -> None:
     click.echo(f"{total} users, {len(written)} new results")
     if out_of_range:
         raise click.ClickException(str(CpnFiguresOutOfRangeError(out_of_range)))
+
+
+@cpn.command("revoke-share")
+@click.argument("clerk_id")
+@click.option("--enqueue", is_flag=True, help="Hand the work to the workers (queue cpn).")
+def revoke_share(clerk_id: str, enqueue: bool) -> None:
+    """Revoke every share link of a user: each result gets a new token, the old links 404."""
+    with command_engine() as engine:
+        user_id = _user_id(engine, clerk_id)
+        if enqueue:
+            from workers.core.celery_app import app
+
+            app.send_task(CPN_REVOKE_SHARE, args=[user_id])
+            click.echo("share revocation queued")
+            return
+        rotated = revoke_share_links(engine, user_id, get_settings().public_base_url)
+    click.echo(f"share links revoked: {rotated} results have a new link")
 
 
 @cpn.command()

@@ -18,6 +18,7 @@ from cpn_sync.settings import Settings
 from db.cpn.queries import dirty_user_id_pages, user_id_chunks
 from db.cpn.recommendations import Thresholds
 from db.cpn.recompute import RecomputeOutcome, recompute_users
+from db.cpn.share import rotate_share_tokens
 
 log = get_logger("workers.cpn")
 
@@ -102,3 +103,12 @@ def fan_out_all(
         outcome.chunks += 1
         outcome.users += len(page)
     return _logged("recompute_all", outcome)
+
+
+def revoke_share_links(engine: Engine, user_id: int, public_base_url: str) -> int:
+    """Rotate the share tokens of every result of the user in one transaction: the links they
+    shared answer 404 from the commit on. Answers how many results got a new link."""
+    with Session(engine) as session, session.begin():
+        rotated = rotate_share_tokens(session, user_id, public_base_url)
+    log.info("cpn.share_revoked", user_id=user_id, results=rotated)
+    return rotated

@@ -17,6 +17,7 @@ from cpn_sync.task_contract import (
     CPN_RECOMPUTE_ALL,
     CPN_RECOMPUTE_CHUNK,
     CPN_RECOMPUTE_USER,
+    CPN_REVOKE_SHARE,
     CPN_SCAN_DIRTY,
 )
 from db.cpn.recompute import CpnFiguresOutOfRangeError
@@ -53,6 +54,12 @@ def recompute_user(user_id: int) -> None:
 @task(CPN_RECOMPUTE_CHUNK, retry_transient=True, throws=OUT_OF_RANGE)
 def recompute_chunk(user_ids: list[int]) -> None:
     _raise_for(cpn_jobs.recompute_chunk(get_engine(), user_ids, _options()).out_of_range)
+
+
+@task(CPN_REVOKE_SHARE, retry_transient=True)
+def revoke_share(user_id: int) -> None:
+    """Revoke a user's share links (a new token for each result; the old links answer 404)."""
+    cpn_jobs.revoke_share_links(get_engine(), user_id, get_settings().public_base_url)
 
 
 def _counts(outcome: cpn_jobs.JobOutcome) -> dict[str, int]:

@@ -11,13 +11,30 @@ from collections.abc import Sequence
 from sqlalchemy import exists, or_, select
 
 from cpn_sync.broker_queues import waiting_messages
-from cpn_sync.settings import get_settings
+from cpn_sync.settings import Settings, get_settings
 from cpn_sync.task_contract import PROCESS_EVENT, SWEEP_INBOX, TASK_QUEUES
 from db.models import DeletedUser, EventStatus, User, WebhookEvent
-from workers.core.celery_app import app
+from workers.core.celery_app import HARD_TIME_LIMIT, app
 from workers.core.schedule import scheduled_job
 from workers.core.unit_of_work import Publish, UnitOfWork
 from workers.inbox import state
+
+# Slack past the longest legitimate wait: the retry message's trip through the queue and one
+# sweep interval's worth of scheduling.
+PROCESSING_MARGIN_SECONDS = 60
+
+
+def default_processing_after(backoff_max_seconds: int, hard_time_limit_seconds: int) -> int:
+    """How long a `processing` row may go untouched before its message counts as lost: an
+    attempt runs at most the hard time limit, then its retry waits at most the backoff cap."""
+    return backoff_max_seconds + hard_time_limit_seconds + PROCESSING_MARGIN_SECONDS
+
+
+def processing_after_seconds(settings: Settings) -> int:
+    """SWEEP_PROCESSING_AFTER_SECONDS when set, else the default derived from the settings."""
+    if settings.sweep_processing_after_seconds is not None:
+        return settings.sweep_processing_after_seconds
+    return default_processing_after(settings.event_retry_backoff_max_seconds, HARD_TIME_LIMIT)
 
 
 def queued_messages(queue: str) -> int:
@@ -34,7 +51,7 @@ def stuck_events(work: UnitOfWork, limit: int) -> Sequence[int]:
         select(WebhookEvent.id)
         .where(
             state.stuck_condition(
-                settings.sweep_received_after_seconds, settings.sweep_processing_after_seconds
+                settings.sweep_received_after_seconds, processing_after_seconds(settings)
             )
         )
         .order_by(WebhookEvent.received_at)

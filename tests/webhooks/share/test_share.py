@@ -7,19 +7,25 @@ import io
 import secrets
 from collections.abc import Iterator
 from html.parser import HTMLParser
+from typing import Any
 
 import httpx
 import pytest
+from click.testing import CliRunner
 from PIL import Image
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, Row, text
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 from starlette.applications import Starlette
 
+from cpn_sync.cli import main
 from cpn_sync.settings import get_settings
+from cpn_sync.task_contract import CPN_REVOKE_SHARE
 from db.engine import make_async_engine
 from tests.services import environment
+from tests.worker_process import WorkerProcess
 from tests.workers.cpn.conftest import MONDAY, add_interaction, latest_of, make_user, recompute
+from tests.workers.cpn.test_tasks import wait_for
 
 PUBLIC_BASE_URL = "https://share.example/cpn"
 
@@ -67,6 +73,18 @@ def share_app(database_url: str) -> Starlette:
     return app
 
 
+def owner_of(engine: Engine, token: str) -> Row[Any]:
+    """The user whose result the token shows: id, clerk_id, email."""
+    with engine.connect() as connection:
+        return connection.execute(
+            text(
+                "SELECT u.id, u.clerk_id, u.email FROM users u JOIN user_cpn_results r "
+                "ON r.user_id = u.id WHERE r.share_token = :t"
+            ),
+            {"t": token},
+        ).one()
+
+
 @pytest.fixture
 def client(database_url: str) -> Iterator[Client]:
     with environment(PUBLIC_BASE_URL=PUBLIC_BASE_URL):
@@ -104,7 +122,7 @@ class TestImage:
         again = client.get(f"/share/{token}.png", headers={"If-None-Match": etag})
         changed = client.get(f"/share/{token}.png", headers={"If-None-Match": '"other"'})
 
-        assert "max-age" in first.headers["cache-control"]
+        assert first.headers["cache-control"] == "public, no-cache"
         assert (again.status_code, again.content, again.headers["etag"]) == (304, b"", etag)
         assert (changed.status_code, changed.content) == (200, first.content)
 
@@ -129,15 +147,8 @@ class TestPage:
     def test_page_holds_no_personal_data(self, client: Client, token: str, engine: Engine) -> None:
         page = client.get(f"/share/{token}").text
 
-        with engine.connect() as connection:
-            clerk_id, email = connection.execute(
-                text(
-                    "SELECT u.clerk_id, u.email FROM users u JOIN user_cpn_results r "
-                    "ON r.user_id = u.id WHERE r.share_token = :t"
-                ),
-                {"t": token},
-            ).one()
-        for private in (clerk_id, email, "private note"):
+        owner = owner_of(engine, token)
+        for private in (owner.clerk_id, owner.email, "private note"):
             assert private not in page
 
     def test_values_are_html_escaped(self, token: str, database_url: str) -> None:
@@ -173,3 +184,116 @@ class TestUnknownTokens:
         assert response.status_code == 404
         assert response.content == nowhere.content
         assert "etag" not in response.headers
+
+
+def tokens_of(engine: Engine, user_id: int) -> list[tuple[str, str]]:
+    with engine.connect() as connection:
+        return [
+            (row.share_token, row.shareable_graphic_url)
+            for row in connection.execute(
+                text(
+                    "SELECT share_token, shareable_graphic_url FROM user_cpn_results "
+                    "WHERE user_id = :u ORDER BY id"
+                ),
+                {"u": user_id},
+            )
+        ]
+
+
+class TestLinksStopAtOnce:
+    """No cache may keep showing a link after its user is deleted or revokes it: every copy is
+    revalidated (cheaply, by ETag) before it is used again."""
+
+    @pytest.mark.parametrize("suffix", ["", ".png"])
+    def test_page_and_image_are_revalidated_on_every_use(
+        self, client: Client, token: str, suffix: str
+    ) -> None:
+        first = client.get(f"/share/{token}{suffix}")
+        again = client.get(
+            f"/share/{token}{suffix}", headers={"If-None-Match": first.headers["etag"]}
+        )
+
+        cache_control = {part.strip() for part in first.headers["cache-control"].split(",")}
+        assert "no-cache" in cache_control
+        assert not any(
+            part.startswith(("max-age=", "s-maxage="))
+            for part in cache_control - {"max-age=0", "s-maxage=0"}
+        )
+        assert (again.status_code, again.content) == (304, b"")
+        assert again.headers["cache-control"] == first.headers["cache-control"]
+
+    @pytest.mark.parametrize("suffix", ["", ".png"])
+    def test_a_deleted_users_link_answers_404_at_once(
+        self, client: Client, token: str, engine: Engine, suffix: str
+    ) -> None:
+        cached = client.get(f"/share/{token}{suffix}")
+        user_id = owner_of(engine, token).id
+        with engine.begin() as connection:  # what user.deleted does: the results go by cascade
+            connection.execute(text("DELETE FROM users WHERE id = :u"), {"u": user_id})
+
+        revalidated = client.get(
+            f"/share/{token}{suffix}", headers={"If-None-Match": cached.headers["etag"]}
+        )
+
+        assert cached.status_code == 200
+        assert "no-cache" in cached.headers["cache-control"]  # no copy is used unasked
+        assert revalidated.status_code == 404
+
+    def test_revoke_share_command_rotates_every_link(
+        self, client: Client, token: str, engine: Engine
+    ) -> None:
+        owner = owner_of(engine, token)
+        user_id, clerk_id = owner.id, owner.clerk_id
+        with Session(engine) as session, session.begin():  # a second, older result
+            add_interaction(session, user_id, cost="10.00", minutes=60, nuts=5, on=MONDAY)
+            recompute(session, user_id)
+        before = tokens_of(engine, user_id)
+
+        result = CliRunner().invoke(main, ["cpn", "revoke-share", clerk_id])
+
+        after = tokens_of(engine, user_id)
+        assert result.exit_code == 0, result.output
+        assert result.output.splitlines()[-1] == "share links revoked: 2 results have a new link"
+        assert len(after) == len(before) == 2
+        for (old, _), (new, url) in zip(before, after, strict=True):
+            assert new != old
+            assert url == f"{PUBLIC_BASE_URL}/share/{new}"
+            assert client.get(f"/share/{old}").status_code == 404
+            assert client.get(f"/share/{old}.png").status_code == 404
+            assert client.get(f"/share/{new}").status_code == 200
+        assert token not in result.output
+
+    def test_revoke_share_task_in_a_worker_process(
+        self, client: Client, token: str, engine: Engine
+    ) -> None:
+        from workers.app import app
+
+        user_id = owner_of(engine, token).id
+        with WorkerProcess(queues="cpn", extra_env={"PUBLIC_BASE_URL": PUBLIC_BASE_URL}) as worker:
+            app.send_task(CPN_REVOKE_SHARE, args=[user_id])
+            wait_for(lambda: tokens_of(engine, user_id)[0][0] != token, what="the revocation")
+            wait_for(lambda: bool(worker.events("cpn.share_revoked")), what="the task's end")
+
+        [(new, url)] = tokens_of(engine, user_id)
+        assert url == f"{PUBLIC_BASE_URL}/share/{new}"
+        assert client.get(f"/share/{token}").status_code == 404
+        assert client.get(f"/share/{token}.png").status_code == 404
+        assert client.get(f"/share/{new}.png").status_code == 200
+        assert token not in worker.log_path.read_text()
+
+    def test_revoke_share_enqueue_hands_it_to_the_workers(self, token: str, engine: Engine) -> None:
+        from workers.app import app
+
+        owner = owner_of(engine, token)
+        user_id, clerk_id = owner.id, owner.clerk_id
+        with WorkerProcess(queues="cpn") as worker:
+            result = CliRunner().invoke(main, ["cpn", "revoke-share", clerk_id, "--enqueue"])
+            assert (result.exit_code, result.output) == (0, "share revocation queued\n")
+            wait_for(lambda: tokens_of(engine, user_id)[0][0] != token, what="the revocation")
+        del app, worker
+
+    def test_revoke_share_of_an_unknown_user_is_a_clear_error(self, clean_db: Engine) -> None:
+        result = CliRunner().invoke(main, ["cpn", "revoke-share", "user_nobody"])
+
+        assert result.exit_code != 0
+        assert "no user with Clerk id user_nobody" in result.output

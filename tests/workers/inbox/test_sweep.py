@@ -8,7 +8,7 @@ from typing import Any
 import redis
 from sqlalchemy import Engine, insert, select, text, update
 
-from cpn_sync.settings import get_settings
+from cpn_sync.settings import Settings, get_settings
 from cpn_sync.task_contract import (
     CANARIES,
     CPN_RECOMPUTE_ALL,
@@ -22,9 +22,15 @@ from db.models import DeletedUser, User, UserSession, WebhookEvent
 from tests.workers.conftest import Processor
 from tests.workers.factories import event_row, example, store_event, user_data, user_event
 from workers.app import beat_schedule
+from workers.core.celery_app import HARD_TIME_LIMIT
 from workers.core.schedule import run_scheduled
 from workers.inbox.retention import redact_old_payloads
-from workers.inbox.sweep import sweep_inbox
+from workers.inbox.sweep import (
+    PROCESSING_MARGIN_SECONDS,
+    default_processing_after,
+    processing_after_seconds,
+    sweep_inbox,
+)
 from workers.users.expiry import expire_sessions
 
 NOW = dt.datetime.now(dt.UTC)
@@ -114,6 +120,39 @@ class TestSweeper:
 
         assert counts == {"requeued": 0, "released": 0, "queued": get_settings().sweep_batch_size}
         assert process.follow_ups == []
+
+
+class TestProcessingDeadline:
+    """A `processing` row waits for its retry no longer than the longest legitimate wait: one
+    attempt up to the hard time limit, then a retry delay up to the backoff cap."""
+
+    def test_the_default_follows_the_backoff_cap_and_the_hard_time_limit(self) -> None:
+        assert default_processing_after(300, 90) == 300 + 90 + PROCESSING_MARGIN_SECONDS
+        assert default_processing_after(10, 90) == 10 + 90 + PROCESSING_MARGIN_SECONDS
+        assert default_processing_after(300, 30) == 300 + 30 + PROCESSING_MARGIN_SECONDS
+        derived = processing_after_seconds(Settings(event_retry_backoff_max_seconds=20))
+        assert derived == 20 + HARD_TIME_LIMIT + PROCESSING_MARGIN_SECONDS
+        assert processing_after_seconds(Settings()) < 10 * 60  # not the old hour
+        assert processing_after_seconds(Settings(sweep_processing_after_seconds=7)) == 7
+
+    def test_a_row_past_the_deadline_is_requeued_and_one_within_it_is_not(
+        self, engine: Engine, process: Processor
+    ) -> None:
+        deadline = processing_after_seconds(get_settings())
+        assert deadline == (
+            get_settings().event_retry_backoff_max_seconds
+            + HARD_TIME_LIMIT
+            + PROCESSING_MARGIN_SECONDS
+        )
+        lost = store_event(engine, a_user_event("u1"), received_at=ago(hours=3))
+        set_row(engine, lost, status="processing", last_attempt_at=ago(seconds=deadline + 30))
+        waiting = store_event(engine, a_user_event("u2"), received_at=ago(hours=3))
+        set_row(engine, waiting, status="processing", last_attempt_at=ago(seconds=deadline - 30))
+
+        counts = sweep(process)
+
+        assert counts == {"requeued": 1, "released": 0, "queued": 0}
+        assert process.follow_ups == [(PROCESS_EVENT, [lost, True])]
 
 
 class TestOncePerTick:
