@@ -189,18 +189,21 @@ def _swap_addresses(ctx: EventContext, values: dict[str, Any], holder: str) -> i
     released to finish (its row is then already written). Answer this user's row id, or None
     when the two events do not resolve each other."""
     session = ctx.session
-    lock_user(session, holder)
-    theirs = session.execute(
-        select(state.EVENTS.c.event_type, state.EVENTS.c.payload)
+    events = state.EVENTS.c
+    waiting_for_me = (
+        select(events.event_type, events.payload)
         .where(
-            state.EVENTS.c.status == EventStatus.WAITING,
-            state.EVENTS.c.clerk_user_id == holder,
-            state.EVENTS.c.waiting_for == values["clerk_id"],
+            events.status == EventStatus.WAITING,
+            events.clerk_user_id == holder,
+            events.waiting_for == values["clerk_id"],
         )
-        .order_by(state.EVENTS.c.id.desc())
+        .order_by(events.id.desc())
         .limit(1)
-        .with_for_update()
-    ).first()
+    )
+    if session.execute(waiting_for_me).first() is None:
+        return None  # the usual case: no exchange, and no need to wait for the holder's lock
+    lock_user(session, holder)  # then read again: the holder's events may have moved on
+    theirs = session.execute(waiting_for_me.with_for_update()).first()
     their_values = None if theirs is None else _snapshot_values(theirs.event_type, theirs.payload)
     if their_values is None or their_values["clerk_id"] != holder:
         return None

@@ -142,3 +142,28 @@ class TestTheSweeperReleases:
             "processed",
         ]
         assert emails(engine) == {"user_a": "y@e.com", "user_b": "x@e.com", "user_d": "z@e.com"}
+
+
+class TestInOneBatch:
+    def test_an_exchange_and_a_re_created_account_in_one_batch(
+        self, engine: Engine, process: Processor
+    ) -> None:
+        for clerk_id, email in (("user_a", "a@e.com"), ("user_b", "b@e.com")):
+            process(store_event(engine, created(clerk_id, email)))
+        process(store_event(engine, created("user_old", "ana@e.com")))
+        batch = [
+            store_event(engine, updated("user_a", "b@e.com", 3_000)),
+            store_event(engine, created("user_new", "ana@e.com", updated_at=5_000)),
+            store_event(engine, updated("user_b", "a@e.com", 2_000)),
+            store_event(engine, deleted_event("user_old")),
+        ]
+
+        process.batch(batch)
+        process.drain()
+
+        assert [event_row(engine, e).status for e in batch] == ["processed"] * 4
+        assert emails(engine) == {
+            "user_a": "b@e.com",
+            "user_b": "a@e.com",
+            "user_new": "ana@e.com",
+        }
