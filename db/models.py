@@ -329,6 +329,7 @@ class WebhookEvent(Base):
     redacted_at: Mapped[dt.datetime | None] = mapped_column(TZ)
     # When a worker last took the event (the sweeper's clock for rows stuck in `processing`).
     last_attempt_at: Mapped[dt.datetime | None] = mapped_column(TZ)
+    waiting_for: Mapped[str | None] = mapped_column(String(255))  # holder of the event's address
 
 
 class DeletedUser(Base):

@@ -18,6 +18,7 @@ class EventOutcome:
 
     status: EventStatus  # processed, ignored or waiting: failures are raised
     note: str | None = None
+    waiting_for: str | None = None  # `waiting` for another user (who holds the email address)
 
 
 PROCESSED = EventOutcome(EventStatus.PROCESSED)

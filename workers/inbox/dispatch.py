@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from pydantic import ValidationError
+from sqlalchemy import or_
 
 from cpn_sync.clerk import ClerkEvent
 from db.models import EventStatus
@@ -12,7 +13,7 @@ from workers.core.errors import describe_validation_error
 from workers.core.unit_of_work import UnitOfWork
 from workers.inbox import state
 from workers.inbox.context import EventContext, EventOutcome
-from workers.inbox.errors import PermanentEventError
+from workers.inbox.errors import EmailHeldError, PermanentEventError, UserDeletedError
 from workers.users.session_events import handle_session
 from workers.users.user_events import handle_user_deleted, handle_user_upsert
 
@@ -40,10 +41,7 @@ def dispatch(work: UnitOfWork, event: state.LockedEvent) -> EventOutcome:
     if handler is None:
         return EventOutcome(EventStatus.IGNORED, f"event type {event.event_type} is not handled")
     if event.user_deleted and event.clerk_user_id and event.event_type != "user.deleted":
-        state.redact_user_payloads(work.session, event.clerk_user_id)
-        return EventOutcome(
-            EventStatus.IGNORED, f"user {event.clerk_user_id} was deleted; not applied"
-        )
+        return _ignore_deleted_user(work, event, event.clerk_user_id)
     if event.payload is None:
         raise PermanentEventError(event.id, "the payload was redacted before it was applied")
     reason = f"payload does not match a Clerk {event.event_type}: "
@@ -56,3 +54,18 @@ def dispatch(work: UnitOfWork, event: state.LockedEvent) -> EventOutcome:
     except ValidationError as error:  # handlers validate `data`
         details = describe_validation_error(error, prefix="data")
         raise PermanentEventError(event.id, reason + details) from error
+    except UserDeletedError as error:
+        # The tombstone was committed after the event was read: the write refused it.
+        return _ignore_deleted_user(work, event, error.clerk_id)
+    except EmailHeldError as error:
+        return EventOutcome(EventStatus.WAITING, error.reason, waiting_for=error.holder)
+
+
+def _ignore_deleted_user(work: UnitOfWork, event: state.LockedEvent, clerk_id: str) -> EventOutcome:
+    """An event of a deleted user: `ignored`, and the user's stored payloads erased (this
+    event's too, also when its row does not name the user yet)."""
+    events = state.EVENTS.c
+    state.redact_payloads(
+        work.session, or_(events.clerk_user_id == clerk_id, events.id == event.id)
+    )
+    return EventOutcome(EventStatus.IGNORED, f"user {clerk_id} was deleted; not applied")

@@ -211,6 +211,7 @@ def _build_record_outcome(count_attempt: bool) -> Update:
         "last_error": bindparam("note"),
         "processed_at": case((bindparam("final", type_=Boolean), func.now()), else_=None),
         "clerk_user_id": bindparam("user_id"),
+        "waiting_for": bindparam("waiting_for"),
     }
     if count_attempt:
         values.update(_attempt())
@@ -231,6 +232,7 @@ def record_outcome(
             "note": outcome.note,
             "final": outcome.status != EventStatus.WAITING,
             "user_id": event.clerk_user_id,
+            "waiting_for": outcome.waiting_for,
         },
     )
 
@@ -262,12 +264,14 @@ def record_failure(session: Session, event_id: int, reason: str, *, count_attemp
 
 def queue_released(work: UnitOfWork) -> None:
     """Send again, after the commit, every `waiting` event of the users this transaction
-    stored (or deleted): one query for the whole transaction."""
+    stored (or deleted), and every event waiting for one of them to give up an email address:
+    one query for the whole transaction."""
     if not work.arrived_users:
         return
+    users = sorted(work.arrived_users)
     released = work.session.scalars(
         select(EVENTS.c.id).where(
-            EVENTS.c.clerk_user_id.in_(sorted(work.arrived_users)),
+            or_(EVENTS.c.clerk_user_id.in_(users), EVENTS.c.waiting_for.in_(users)),
             EVENTS.c.status == EventStatus.WAITING,
         )
     ).all()

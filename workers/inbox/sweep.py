@@ -1,5 +1,5 @@
 """The inbox sweeper (`maintenance.sweep_inbox`, on beat): events whose message was lost, and
-`waiting` events whose user has arrived, are sent again.
+`waiting` events whose user has arrived (or whose email address was given up), are sent again.
 
 It runs under the schedule guard (`workers.core.schedule`: advisory lock, once per tick).
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import exists, or_, select
+from sqlalchemy import and_, exists, or_, select, text
 
 from cpn_sync.broker_queues import waiting_messages
 from cpn_sync.settings import Settings, get_settings
@@ -60,15 +60,44 @@ def stuck_events(work: UnitOfWork, limit: int) -> Sequence[int]:
     ).all()
 
 
+# The holder an event waits for no longer holds the address the event wants (the user's primary
+# address by id, else the first, as `ClerkUser.primary_email` chooses it): the holder changed
+# its address or is gone.
+_HOLDER_LET_GO = text(
+    """NOT EXISTS (
+      SELECT 1 FROM users AS holder
+      WHERE holder.clerk_id = webhook_events.waiting_for
+        AND holder.email = (
+          SELECT address ->> 'email_address'
+          FROM (
+            SELECT CASE WHEN left(webhook_events.event_type, 8) = 'session.'
+                        THEN webhook_events.payload #> '{data,user}'
+                        ELSE webhook_events.payload -> 'data' END AS data
+          ) AS snapshot
+          CROSS JOIN LATERAL jsonb_array_elements(
+            CASE WHEN jsonb_typeof(snapshot.data -> 'email_addresses') = 'array'
+                 THEN snapshot.data -> 'email_addresses' ELSE '[]'::jsonb END
+          ) WITH ORDINALITY AS addresses(address, n)
+          ORDER BY (address ->> 'id') IS NOT DISTINCT FROM
+                   (snapshot.data ->> 'primary_email_address_id') DESC, n
+          LIMIT 1))"""
+)
+
+
 def releasable_events(work: UnitOfWork, limit: int) -> Sequence[int]:
-    """`waiting` rows whose user now exists (or was deleted, which ends them as `ignored`)."""
+    """`waiting` rows whose user now exists (or was deleted, which ends them as `ignored`),
+    and rows waiting for another user to give up an email address that it no longer holds."""
     user_known = or_(
         exists().where(User.clerk_id == WebhookEvent.clerk_user_id),
         exists().where(DeletedUser.clerk_id == WebhookEvent.clerk_user_id),
     )
+    released = or_(
+        and_(WebhookEvent.waiting_for.is_(None), user_known),
+        and_(WebhookEvent.waiting_for.is_not(None), _HOLDER_LET_GO),
+    )
     return work.session.scalars(
         select(WebhookEvent.id)
-        .where(WebhookEvent.status == EventStatus.WAITING, user_known)
+        .where(WebhookEvent.status == EventStatus.WAITING, released)
         .order_by(WebhookEvent.received_at)
         .limit(limit)
         .with_for_update(skip_locked=True)

@@ -1,4 +1,5 @@
-"""The session-data migration of a `user.created` (called by `workers.users.user_events`).
+"""The session-data migration of a `user.created`, or of a later `user.updated` when that one
+failed or never arrived (called by `workers.users.user_events`).
 
 Invalid onboarding data must not fail the event: the user is still created and the migration
 is recorded as `failed` (`migrate_session_data` does that and returns). Only an unforeseen

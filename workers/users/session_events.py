@@ -21,8 +21,14 @@ from sqlalchemy.dialects.postgresql import Insert, insert
 from cpn_sync.clerk import ClerkSession, HttpRequest, SessionActivity
 from db.models import EventStatus, UserSession
 from workers.inbox.context import PROCESSED, EventContext, EventOutcome
+from workers.inbox.errors import UserDeletedError
 from workers.users.user_agents import parse_user_agent
-from workers.users.user_events import find_user_id, release_waiting_events, upsert_user
+from workers.users.user_events import (
+    find_user_id,
+    is_deleted,
+    release_waiting_events,
+    upsert_user,
+)
 
 END_EVENT_TYPES = frozenset({"session.ended", "session.removed", "session.revoked"})
 END_STATUSES = frozenset({"ended", "removed", "revoked", "expired", "abandoned", "replaced"})
@@ -180,6 +186,8 @@ def handle_session(ctx: EventContext) -> EventOutcome:
     data = ClerkSession.model_validate(ctx.envelope.data)
     user_id = find_user_id(ctx.session, data.user_id)
     if user_id is None:
+        if is_deleted(ctx.session, data.user_id):  # deleted after this event was read
+            raise UserDeletedError(ctx.event_id, data.user_id)
         snapshot = data.user
         if snapshot is None or snapshot.id != data.user_id or snapshot.primary_email is None:
             return EventOutcome(

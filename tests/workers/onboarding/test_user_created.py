@@ -123,18 +123,87 @@ class TestUserCreated:
         }
         assert recomputes(recompute_requests) == [[user_id_of(worker_tables, clerk_id)]]
 
-    def test_user_updated_with_onboarding_does_not_migrate(
+
+def updated_with(clerk_id: str, data: Any, updated_at: int = 1716883300000) -> dict[str, Any]:
+    """A later `user.updated` of the same user carrying `data` as onboarding."""
+    payload = created_with(clerk_id, data)
+    payload["type"] = "user.updated"
+    payload["data"]["updated_at"] = updated_at
+    return payload
+
+
+class TestUserUpdated:
+    """The migration runs on the first event of the user that can apply it (DESIGN.md section
+    3): a `user.updated` when the `user.created` failed, never arrived, or carried nothing."""
+
+    def test_a_user_updated_migrates_when_the_user_created_carried_no_onboarding(
         self, worker_tables: Engine, process: Processor
     ) -> None:
         clerk_id = new_clerk_id()
         created = store_event(worker_tables, created_with(clerk_id, None))
-        payload = created_with(clerk_id, onboarding())
-        payload["type"] = "user.updated"
-        updated = store_event(worker_tables, payload)
+        updated = store_event(worker_tables, updated_with(clerk_id, onboarding()))
 
         assert [process(created), process(updated)] == ["processed", "processed"]
 
-        assert rows(worker_tables, clerk_id)["migrations"] == []
+        assert rows(worker_tables, clerk_id) == {
+            "user": True,
+            "profiles": 1,
+            "interactions": 1,
+            "migrations": ["completed"],
+        }
+
+    def test_a_user_updated_migrates_when_the_user_created_failed(
+        self, worker_tables: Engine, process: Processor, recompute_requests: Requests
+    ) -> None:
+        clerk_id = new_clerk_id()
+        data = onboarding()
+        no_address = created_with(clerk_id, data)
+        no_address["data"]["email_addresses"] = []
+        created = store_event(worker_tables, no_address)
+        assert process(created) == "failed"
+
+        assert process(store_event(worker_tables, updated_with(clerk_id, data))) == "processed"
+
+        assert rows(worker_tables, clerk_id) == {
+            "user": True,
+            "profiles": 1,
+            "interactions": 1,
+            "migrations": ["completed"],
+        }
+        assert recomputes(recompute_requests) == [[user_id_of(worker_tables, clerk_id)]]
+
+    def test_a_user_updated_migrates_when_the_user_created_never_arrived(
+        self, worker_tables: Engine, process: Processor
+    ) -> None:
+        clerk_id = new_clerk_id()
+
+        assert process(store_event(worker_tables, updated_with(clerk_id, onboarding()))) == (
+            "processed"
+        )
+
+        assert rows(worker_tables, clerk_id)["migrations"] == ["completed"]
+        assert rows(worker_tables, clerk_id)["interactions"] == 1
+
+    def test_the_same_session_data_never_migrates_twice(
+        self, worker_tables: Engine, process: Processor, recompute_requests: Requests
+    ) -> None:
+        clerk_id = new_clerk_id()
+        data = onboarding(dataEntry=[entry()] * 2)
+        events = [
+            store_event(worker_tables, created_with(clerk_id, data)),
+            store_event(worker_tables, updated_with(clerk_id, data, updated_at=1716883300000)),
+            store_event(worker_tables, updated_with(clerk_id, data, updated_at=1716883400000)),
+        ]
+
+        assert [process(event_id) for event_id in events] == ["processed"] * 3
+
+        assert rows(worker_tables, clerk_id) == {
+            "user": True,
+            "profiles": 1,
+            "interactions": 2,
+            "migrations": ["completed"],
+        }
+        assert recomputes(recompute_requests) == [[user_id_of(worker_tables, clerk_id)]]
 
 
 class TestErasure:
