@@ -64,7 +64,7 @@ class ClerkUser(ClerkModel):
     last_name: str | None = Field(default=None, max_length=100)
     image_url: str | None = None
     profile_image_url: str | None = None
-    unsafe_metadata: dict[str, Any] | None = None
+    unsafe_metadata: Any = None  # written by the end user's browser: any types
     created_at: EpochMs = None
     updated_at: EpochMs = None
     last_sign_in_at: EpochMs = None
@@ -81,7 +81,8 @@ class ClerkUser(ClerkModel):
     @property
     def onboarding(self) -> Any | None:
         """The session-storage data the front end put into `unsafe_metadata` (DESIGN.md §4)."""
-        return (self.unsafe_metadata or {}).get("onboarding")
+        metadata = self.unsafe_metadata
+        return metadata.get("onboarding") if isinstance(metadata, dict) else None
 
 
 class DeletedUser(ClerkModel):

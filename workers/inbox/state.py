@@ -22,6 +22,7 @@ from sqlalchemy import (
     Connection,
     Select,
     Table,
+    Text,
     and_,
     any_,
     bindparam,
@@ -35,7 +36,10 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import (
+    cast as sql_cast,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, array
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Update
 
@@ -72,6 +76,30 @@ CLERK_USER_ID: ColumnElement[Any] = func.coalesce(
 
 _NO_FLUSH_WAIT = text("SET LOCAL synchronous_commit TO OFF")
 
+# What end users and the app's backend write (`unsafe_metadata` from the browser, any depth,
+# size or types) is never part of the payload a handler reads: the locking statements fetch the
+# payload without it, as text, and each event decodes its own text where a failure stays with
+# it (`workers.inbox.dispatch`). The onboarding object, the only metadata the service uses, is
+# fetched apart as text for the onboarding feature to decode.
+_METADATA = ("unsafe_metadata", "public_metadata", "private_metadata")
+
+
+def _without_metadata(payload: ColumnElement[Any]) -> ColumnElement[Any]:
+    """`#-` raises on a scalar or an array on its path: only objects are entered."""
+    for parent in (["data"], ["data", "user"]):
+        stripped = payload
+        for name in _METADATA:
+            stripped = stripped.op("#-")(array([*parent, name], type_=Text))
+        is_object = func.jsonb_typeof(payload.op("#>")(array(parent, type_=Text))) == "object"
+        payload = case((is_object, stripped), else_=payload)
+    return payload
+
+
+PAYLOAD_TEXT = sql_cast(_without_metadata(EVENTS.c.payload), Text)
+ONBOARDING_TEXT = sql_cast(
+    EVENTS.c.payload.op("#>")(array(["data", "unsafe_metadata", "onboarding"], type_=Text)), Text
+)
+
 
 @dataclass(frozen=True)
 class LockedEvent:
@@ -79,7 +107,8 @@ class LockedEvent:
     status: str
     event_type: str
     clerk_user_id: str | None
-    payload: Any | None
+    payload: str | None  # JSON text without the metadata; None once redacted
+    onboarding: str | None  # JSON text of `data.unsafe_metadata.onboarding`, when present
     user_deleted: bool  # a tombstone exists for clerk_user_id
 
 
@@ -131,14 +160,21 @@ def _locked_events(condition: ColumnElement[bool]) -> Select[Any]:
         EVENTS.c.status,
         EVENTS.c.event_type,
         CLERK_USER_ID.label("clerk_user_id"),
-        EVENTS.c.payload,
+        PAYLOAD_TEXT.label("payload"),
+        case((EVENTS.c.event_type.like("user.%"), ONBOARDING_TEXT)).label("onboarding"),
         exists().where(TOMBSTONES.c.clerk_id == CLERK_USER_ID).label("user_deleted"),
     ).where(condition)
 
 
 def _as_locked(row: Any) -> LockedEvent:
     return LockedEvent(
-        row.id, row.status, row.event_type, row.clerk_user_id, row.payload, row.user_deleted
+        row.id,
+        row.status,
+        row.event_type,
+        row.clerk_user_id,
+        row.payload,
+        row.onboarding,
+        row.user_deleted,
     )
 
 

@@ -123,7 +123,7 @@ def release_waiting_events(ctx: EventContext, clerk_id: str) -> None:
 def handle_user_upsert(ctx: EventContext) -> EventOutcome:
     user = ClerkUser.model_validate(ctx.envelope.data)
     stored = upsert_user(ctx, user)
-    onboarding = user.onboarding
+    onboarding = ctx.onboarding
     if ctx.envelope.type == "user.created" and onboarding is not None:
         # Inside the event's transaction, after the upsert (also when a redelivery finds the
         # user already there: the data migration is idempotent by session data id).

@@ -6,6 +6,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
+import orjson
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import Engine, func, insert, select, update
@@ -356,7 +357,7 @@ class TestOnboardingHook:
     ) -> None:
         from workers.inbox.context import EventContext
 
-        calls: list[tuple[int, str, object]] = []
+        calls: list[tuple[int, str, str]] = []
 
         def migrate(ctx: EventContext, user_id: int, clerk_user: Any, onboarding: Any) -> None:
             calls.append((user_id, clerk_user.id, onboarding))
@@ -373,5 +374,8 @@ class TestOnboardingHook:
 
         stored = user(engine)
         assert stored is not None
-        assert calls == [(stored.id, CLERK_ID, onboarding)]
+        # The onboarding arrives as its stored JSON text: the onboarding feature decodes it.
+        assert [(user_id, clerk_id, orjson.loads(text)) for user_id, clerk_id, text in calls] == [
+            (stored.id, CLERK_ID, onboarding)
+        ]
         assert ("migrations.from_onboarding", [stored.id]) in process.follow_ups
