@@ -60,7 +60,7 @@ class Verification(ClerkModel):
 
 
 class EmailAddress(ClerkModel):
-    id: str
+    id: str | None = None  # optional in Clerk's published schema
     email_address: str = Field(min_length=3, max_length=255)
     verification: Verification | None = None
 
@@ -87,7 +87,7 @@ class ClerkUser(ClerkModel):
         """The address whose id is `primary_email_address_id`, else the first; never by
         position when the primary id is known."""
         for address in self.email_addresses:
-            if address.id == self.primary_email_address_id:
+            if address.id is not None and address.id == self.primary_email_address_id:
                 return address
         return self.email_addresses[0] if self.email_addresses else None
 
