@@ -9,11 +9,13 @@ from typing import Any
 
 import orjson
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import Engine, select, text
 
 from cpn_sync.cli import main
 from db.models import DataMigration, User, UserSession, WebhookEvent
-from tests.workers.conftest import Processor
+from tests.workers.conftest import Processor, truncate_all
 from tests.workers.factories import (
     clerk_user_id,
     event_row,
@@ -155,3 +157,119 @@ class TestDeepNesting:
         assert listed.exit_code == 0, listed.output
         assert "2 event(s)" in listed.output
         assert shown.exit_code == 0, shown.output
+
+
+# What an end user can put into a verified event, as JSON text for PLACEHOLDER's place in
+# `data.unsafe_metadata` (or, for "wrong types", in place of a field the handler maps).
+HOSTILE_METADATA = {
+    "deep_at_the_limit": '{"x": ' + nested(1022) + "}",
+    "deep_past_the_limit": '{"x": ' + nested(1025) + "}",
+    "deep_1500": '{"x": ' + nested(1500) + "}",
+    "deep_onboarding": '{"onboarding": {"profile": ' + nested(1030) + "}}",
+    # The web cannot store U+0000 in JSONB; the form it stores stands in for it.
+    "nul_replaced": '{"onboarding": {"profile": {"firstName": "a\\\\u0000b"}}, "n": "\\\\u0000"}',
+    "huge_number": '{"x": 1e400, "onboarding": {"profile": {"age": 1e400}}}',
+    "one_mebibyte": '{"x": "' + "a" * (1024 * 1024) + '"}',
+    "array_metadata": nested(3),
+    "onboarding_of_wrong_type": '{"onboarding": "27"}',
+}
+WRONG_TYPES = {"first_name": "12", "email_addresses": '"x"', "updated_at": '"yesterday"'}
+
+
+def ordinary_events(clerk_id: str) -> list[dict[str, Any]]:
+    user = user_data(clerk_id, email=f"{clerk_id}@e.com")
+    return [
+        user_event("user.created", user),
+        session_event("session.created", f"sess_{clerk_id}", clerk_id, user=user),
+    ]
+
+
+def hostile_event(number: int, kind: str) -> tuple[dict[str, Any], str]:
+    clerk_id = f"evil{number}"
+    if kind in WRONG_TYPES:
+        wrong: dict[str, Any] = {kind: PLACEHOLDER}
+        data = user_data(clerk_id, email=f"{clerk_id}@e.com", **wrong)
+        return user_event("user.updated", data), WRONG_TYPES[kind]
+    data = user_data(clerk_id, email=f"{clerk_id}@e.com", unsafe_metadata=PLACEHOLDER)
+    return user_event("user.created", data), HOSTILE_METADATA[kind]
+
+
+def rows_of(engine: Engine, clerk_ids: set[str]) -> dict[str, Any]:
+    """The users' and sessions' rows of these users, without the generated keys."""
+    with engine.connect() as connection:
+        users = connection.execute(
+            select(
+                User.clerk_id,
+                User.email,
+                User.email_verified,
+                User.first_name,
+                User.last_name,
+                User.image_url,
+                User.created_at,
+                User.updated_at,
+                User.last_sign_in_at,
+            ).where(User.clerk_id.in_(clerk_ids))
+        ).all()
+        sessions = connection.execute(
+            select(
+                UserSession.clerk_id,
+                UserSession.session_id,
+                UserSession.is_active,
+                UserSession.created_at,
+                UserSession.last_active_at,
+                UserSession.expires_at,
+                UserSession.ended_at,
+                UserSession.ip_address,
+                UserSession.user_agent,
+            ).where(UserSession.clerk_id.in_(clerk_ids))
+        ).all()
+    return {"users": sorted(users), "sessions": sorted(sessions)}
+
+
+@st.composite
+def mixed_batches(draw: st.DrawFn) -> list[tuple[str, Any]]:
+    """Ordinary users' events, each user's in their order, with hostile ones in between."""
+    users = draw(st.integers(1, 4))
+    kinds = draw(st.lists(st.sampled_from([*HOSTILE_METADATA, *WRONG_TYPES]), max_size=4))
+    items: list[tuple[str, Any]] = [("ordinary", f"u{n}") for n in range(users)]
+    for number, kind in enumerate(kinds):
+        items.insert(draw(st.integers(0, len(items))), ("hostile", (number, kind)))
+    return items
+
+
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(items=mixed_batches())
+def test_ordinary_events_end_as_they_would_alone_whatever_shares_their_batch(
+    engine: Engine, items: list[tuple[str, Any]]
+) -> None:
+    ordinary = [value for kind, value in items if kind == "ordinary"]
+    alone: dict[str, Any] = {}
+    for clerk_id in ordinary:
+        truncate_all(engine)
+        own = [Processor()(store_raw(engine, p)) for p in ordinary_events(clerk_id)]
+        alone[clerk_id] = (own, rows_of(engine, {clerk_id}))
+
+    truncate_all(engine)
+    stored: list[tuple[str, Any, int]] = []
+    for kind, value in items:
+        if kind == "ordinary":
+            stored += [(kind, value, store_raw(engine, p)) for p in ordinary_events(value)]
+        else:
+            stored.append((kind, value, store_raw(engine, *hostile_event(*value))))
+    statuses = Processor().batch([event_id for _, _, event_id in stored])
+
+    for clerk_id in ordinary:
+        own = [statuses[event_id] for kind, value, event_id in stored if value == clerk_id]
+        assert (own, rows_of(engine, {clerk_id})) == alone[clerk_id]
+    for _, (number, hostile_kind), event_id in (s for s in stored if s[0] == "hostile"):
+        status, last_error = outcome(engine, event_id)
+        if hostile_kind in HOSTILE_METADATA:  # never prevents the user's own rows
+            assert status == "processed", last_error
+            assert rows_of(engine, {f"evil{number}"})["users"]
+        else:
+            assert status == "failed"
+            assert (last_error or "").startswith("payload does not match")
