@@ -22,7 +22,6 @@ from sqlalchemy import (
     Connection,
     Select,
     Table,
-    Text,
     and_,
     any_,
     bindparam,
@@ -36,10 +35,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy import (
-    cast as sql_cast,
-)
-from sqlalchemy.dialects.postgresql import ARRAY, array
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Update
 
@@ -54,6 +50,7 @@ from db.models import (
 from workers.core.locks import user_lock
 from workers.core.unit_of_work import UnitOfWork
 from workers.inbox.context import EventOutcome
+from workers.inbox.payloads import ONBOARDING_TEXT, PAYLOAD_TEXT
 
 # Queries run on the tables rather than the mapped classes: this is the hot path of every
 # event, and the ORM's statement handling costs more than the database's work here.
@@ -75,30 +72,6 @@ CLERK_USER_ID: ColumnElement[Any] = func.coalesce(
 )
 
 _NO_FLUSH_WAIT = text("SET LOCAL synchronous_commit TO OFF")
-
-# What end users and the app's backend write (`unsafe_metadata` from the browser, any depth,
-# size or types) is never part of the payload a handler reads: the locking statements fetch the
-# payload without it, as text, and each event decodes its own text where a failure stays with
-# it (`workers.inbox.dispatch`). The onboarding object, the only metadata the service uses, is
-# fetched apart as text for the onboarding feature to decode.
-_METADATA = ("unsafe_metadata", "public_metadata", "private_metadata")
-
-
-def _without_metadata(payload: ColumnElement[Any]) -> ColumnElement[Any]:
-    """`#-` raises on a scalar or an array on its path: only objects are entered."""
-    for parent in (["data"], ["data", "user"]):
-        stripped = payload
-        for name in _METADATA:
-            stripped = stripped.op("#-")(array([*parent, name], type_=Text))
-        is_object = func.jsonb_typeof(payload.op("#>")(array(parent, type_=Text))) == "object"
-        payload = case((is_object, stripped), else_=payload)
-    return payload
-
-
-PAYLOAD_TEXT = sql_cast(_without_metadata(EVENTS.c.payload), Text)
-ONBOARDING_TEXT = sql_cast(
-    EVENTS.c.payload.op("#>")(array(["data", "unsafe_metadata", "onboarding"], type_=Text)), Text
-)
 
 
 @dataclass(frozen=True)
@@ -161,7 +134,7 @@ def _locked_events(condition: ColumnElement[bool]) -> Select[Any]:
         EVENTS.c.event_type,
         CLERK_USER_ID.label("clerk_user_id"),
         PAYLOAD_TEXT.label("payload"),
-        case((EVENTS.c.event_type.like("user.%"), ONBOARDING_TEXT)).label("onboarding"),
+        ONBOARDING_TEXT.label("onboarding"),
         exists().where(TOMBSTONES.c.clerk_id == CLERK_USER_ID).label("user_deleted"),
     ).where(condition)
 
