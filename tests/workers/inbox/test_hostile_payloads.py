@@ -8,6 +8,8 @@ import uuid
 from typing import Any
 
 import orjson
+import pytest
+from celery import Celery
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -15,7 +17,15 @@ from sqlalchemy import Engine, select, text
 
 from cpn_sync.cli import main
 from db.models import DataMigration, User, UserSession, WebhookEvent
-from tests.workers.conftest import Processor, truncate_all
+from tests.worker_process import WorkerProcess
+from tests.workers.conftest import (
+    Processor,
+    running,
+    send_as_web,
+    status_counts,
+    truncate_all,
+    wait_until,
+)
 from tests.workers.factories import (
     clerk_user_id,
     event_row,
@@ -273,3 +283,24 @@ def test_ordinary_events_end_as_they_would_alone_whatever_shares_their_batch(
         else:
             assert status == "failed"
             assert (last_error or "").startswith("payload does not match")
+
+
+@pytest.mark.slow
+def test_a_real_worker_applies_a_batch_holding_a_poison_payload(
+    engine: Engine, web_publisher: Celery
+) -> None:
+    """Across processes: the web's one `process_events` message holds 50 other users' events
+    and one 1500 levels deep; a real `cpn-sync worker` applies them all at once (no sweeper)."""
+    innocent = [ordinary_user(engine, f"u{n}") for n in range(50)]
+    hostile = hostile_user(engine, "evil", "user.updated", '{"x": ' + nested(1500) + "}")
+    batch = [*innocent[:25], hostile, *innocent[25:]]
+
+    with running(WorkerProcess(queues="webhooks")):
+        send_as_web(web_publisher, batch, per_message=len(batch))
+        wait_until(
+            lambda: status_counts(engine) == {"processed": 51},
+            60,
+            "the whole batch processed",
+            describe=lambda: str(status_counts(engine)),
+        )
+    assert len(stored_users(engine)) == 51
