@@ -2,16 +2,17 @@
 endpoint checks and indexes) and the `data` models the handlers map, and nothing more.
 
 Unknown fields are ignored (Clerk adds fields over time). Lengths follow the columns the values
-land in, so a value that cannot be stored fails validation with a message naming the field,
-instead of a database error that might quote personal data.
+land in: names are cut to their column, and a value that cannot be stored fails validation with
+a message naming the field, instead of a database error that might quote personal data.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 MAX_EVENT_TYPE_LENGTH = 100  # webhook_events.event_type is varchar(100)
 MAX_CLERK_ID_LENGTH = 255
@@ -36,6 +37,18 @@ def envelope_milliseconds(timestamp: int) -> int:
 
 
 EpochMs = Annotated[dt.datetime | None, BeforeValidator(from_epoch_ms)]
+NAME_LENGTH = 100  # users.first_name, users.last_name: varchar(100)
+
+
+def cut_to(length: int) -> Callable[[str | None], str | None]:
+    """Clerk puts no limit on names, the seed's columns do: a longer value is kept cut to the
+    column's length (whole characters: PostgreSQL's varchar counts code points, as Python does),
+    never a reason to lose the user or the event (DESIGN.md section 3)."""
+
+    def cut(value: str | None) -> str | None:
+        return None if value is None else value[:length]
+
+    return cut
 
 
 class ClerkModel(BaseModel):
@@ -47,7 +60,7 @@ class Verification(ClerkModel):
 
 
 class EmailAddress(ClerkModel):
-    id: str
+    id: str | None = None  # optional in Clerk's published schema
     email_address: str = Field(min_length=3, max_length=255)
     verification: Verification | None = None
 
@@ -60,11 +73,11 @@ class ClerkUser(ClerkModel):
     id: str = Field(min_length=1, max_length=255)
     primary_email_address_id: str | None = None
     email_addresses: list[EmailAddress] = Field(default_factory=list)
-    first_name: str | None = Field(default=None, max_length=100)
-    last_name: str | None = Field(default=None, max_length=100)
+    first_name: Annotated[str | None, AfterValidator(cut_to(NAME_LENGTH))] = None
+    last_name: Annotated[str | None, AfterValidator(cut_to(NAME_LENGTH))] = None
     image_url: str | None = None
     profile_image_url: str | None = None
-    unsafe_metadata: dict[str, Any] | None = None
+    unsafe_metadata: Any = None  # written by the end user's browser: any types
     created_at: EpochMs = None
     updated_at: EpochMs = None
     last_sign_in_at: EpochMs = None
@@ -74,14 +87,15 @@ class ClerkUser(ClerkModel):
         """The address whose id is `primary_email_address_id`, else the first; never by
         position when the primary id is known."""
         for address in self.email_addresses:
-            if address.id == self.primary_email_address_id:
+            if address.id is not None and address.id == self.primary_email_address_id:
                 return address
         return self.email_addresses[0] if self.email_addresses else None
 
     @property
     def onboarding(self) -> Any | None:
         """The session-storage data the front end put into `unsafe_metadata` (DESIGN.md §4)."""
-        return (self.unsafe_metadata or {}).get("onboarding")
+        metadata = self.unsafe_metadata
+        return metadata.get("onboarding") if isinstance(metadata, dict) else None
 
 
 class DeletedUser(ClerkModel):
@@ -102,7 +116,9 @@ class SessionActivity(ClerkModel):
 class ClerkSession(ClerkModel):
     id: str = Field(min_length=1, max_length=255)
     user_id: str = Field(min_length=1, max_length=255)
-    user: ClerkUser | None = None
+    # The user's snapshot matters only when the user must be created from it: validated then
+    # (a session event validates only what it uses).
+    user: Any = None
     status: str | None = None
     latest_activity: SessionActivity | None = None
     created_at: EpochMs = None

@@ -4,16 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 
-def make_engine(url: str, **options: Any) -> Engine:
-    """A pooled engine that survives a restarted server (`pool_pre_ping`)."""
+def _defaults(options: dict[str, Any]) -> dict[str, Any]:
+    """`pool_pre_ping`: survive a restarted server. JSON columns are decoded by orjson, the
+    decoder of the web, so every process accepts the same documents (nesting up to 1024
+    levels; psycopg's default, the stdlib's `json.loads`, raises RecursionError near 1000)."""
     options.setdefault("pool_pre_ping", True)
-    return create_engine(url, **options)
+    options.setdefault("json_deserializer", orjson.loads)
+    return options
+
+
+def make_engine(url: str, **options: Any) -> Engine:
+    return create_engine(url, **_defaults(options))
 
 
 def make_async_engine(url: str, **options: Any) -> AsyncEngine:
-    options.setdefault("pool_pre_ping", True)
-    return create_async_engine(url, **options)
+    return create_async_engine(url, **_defaults(options))

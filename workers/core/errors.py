@@ -7,6 +7,7 @@ Messages name fields, ids and reasons, never the values of personal fields: they
 
 from __future__ import annotations
 
+import orjson
 import psycopg.errors
 import redis.exceptions
 import sqlalchemy.exc
@@ -67,3 +68,19 @@ def is_unique_violation(error: sqlalchemy.exc.IntegrityError, constraint: str) -
         isinstance(original, psycopg.errors.UniqueViolation)
         and original.diag.constraint_name == constraint
     )
+
+
+# orjson, the one JSON decoder of every process (the web's and the engines'), refuses deeper
+# nesting than this.
+JSON_MAX_DEPTH = 1024
+
+
+def describe_json_error(error: orjson.JSONDecodeError) -> str:
+    """Why a stored JSON text cannot be decoded, in our own words (the library's message is not
+    a contract, and a position is all it would add)."""
+    message = str(error)
+    if "depth" in message or "recursion" in message:
+        return f"nested deeper than {JSON_MAX_DEPTH} levels"
+    if "infinity" in message:
+        return "a number outside the double range"
+    return "not valid JSON"

@@ -11,13 +11,15 @@ from collections.abc import Sequence
 from typing import Any
 
 import click
+import orjson
 from kombu.exceptions import OperationalError
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, Text, cast, func, select, update
 
 from cpn_sync.task_contract import PROCESS_EVENT
 from db.models import WEBHOOK_EVENT_STATUSES, EventStatus, WebhookEvent
 from workers.core.commands import command_engine, utc_text
 
+_SUMMARY_COLUMNS = [column for column in WebhookEvent.__table__.columns if column.name != "payload"]
 REPLAYABLE_STATUSES = tuple(
     s.value for s in (EventStatus.FAILED, EventStatus.WAITING, EventStatus.IGNORED)
 )
@@ -45,7 +47,8 @@ def list_events(
     status: str | None, event_type: str | None, since: dt.datetime | None, limit: int
 ) -> None:
     """The newest events first: id, svix id, type, status, attempts, times, last error."""
-    query: Select[Any] = select(WebhookEvent).order_by(WebhookEvent.received_at.desc())
+    # The columns it prints, never the payload: listing decodes no JSON.
+    query: Select[Any] = select(*_SUMMARY_COLUMNS).order_by(WebhookEvent.received_at.desc())
     if status:
         query = query.where(WebhookEvent.status == status)
     if event_type:
@@ -74,8 +77,11 @@ def list_events(
 def show(svix_id: str, with_payload: bool) -> None:
     """One event by its svix id."""
     with command_engine() as engine, engine.connect() as connection:
+        # The payload as PostgreSQL prints it, not decoded: whatever a user put into it prints.
         row = connection.execute(
-            select(WebhookEvent).where(WebhookEvent.svix_id == svix_id)
+            select(*_SUMMARY_COLUMNS, cast(WebhookEvent.payload, Text).label("payload")).where(
+                WebhookEvent.svix_id == svix_id
+            )
         ).one_or_none()
     if row is None:
         raise click.ClickException(f"no stored event with svix id {svix_id}")
@@ -96,7 +102,7 @@ def show(svix_id: str, with_payload: bool) -> None:
     for name, value in fields:
         click.echo(f"{name + ':':<17}{value}")
     if with_payload:
-        text = "(redacted)" if row.payload is None else json.dumps(row.payload, indent=2)
+        text = "(redacted)" if row.payload is None else _indented(row.payload)
         click.echo(f"payload:\n{text}")
 
 
@@ -149,6 +155,14 @@ def replay(svix_id: str | None, status: str | None, event_type: str | None) -> N
         )
     if redacted:
         click.echo(f"{redacted} skipped: payload redacted, nothing left to apply", err=True)
+
+
+def _indented(stored: str) -> str:
+    """Indented for reading where the decoder can; as stored otherwise (too deep for it)."""
+    try:
+        return json.dumps(orjson.loads(stored), indent=2)
+    except (orjson.JSONDecodeError, RecursionError):
+        return stored
 
 
 def _enqueue(event_ids: Sequence[int]) -> int:

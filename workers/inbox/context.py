@@ -31,6 +31,10 @@ class EventContext:
     work: UnitOfWork
     event_id: int
     envelope: ClerkEvent
+    # `data.unsafe_metadata.onboarding` of a user event as stored JSON text, not decoded: the
+    # envelope holds no metadata, and the onboarding feature decodes it where a failure fails
+    # only the migration (DESIGN.md section 3).
+    onboarding: str | None = None
 
     @property
     def session(self) -> Session:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import orjson
 from pydantic import ValidationError
 from sqlalchemy import or_
 
 from cpn_sync.clerk import ClerkEvent
 from db.models import EventStatus
-from workers.core.errors import describe_validation_error
+from workers.core.errors import describe_json_error, describe_validation_error
 from workers.core.unit_of_work import UnitOfWork
 from workers.inbox import state
 from workers.inbox.context import EventContext, EventOutcome
@@ -35,22 +36,29 @@ def dispatch(work: UnitOfWork, event: state.LockedEvent) -> EventOutcome:
     """Choose and run the handler; answer the outcome or raise PermanentEventError.
 
     Types without a handler are `ignored`; so is any event of a deleted user (its payload is
-    erased too). A payload that does not validate fails with the fields named.
+    erased too). The payload (without its metadata, see `state.PAYLOAD_TEXT`) is decoded here,
+    in the event's own attempt, so a text that cannot be decoded fails this event alone. A
+    payload that does not validate fails with the fields named.
     """
     handler = HANDLERS.get(event.event_type)
     if handler is None:
         return EventOutcome(EventStatus.IGNORED, f"event type {event.event_type} is not handled")
     if event.user_deleted and event.clerk_user_id and event.event_type != "user.deleted":
         return _ignore_deleted_user(work, event, event.clerk_user_id)
-    if event.payload is None:
+    try:
+        document = None if event.payload is None else orjson.loads(event.payload)
+    except orjson.JSONDecodeError as error:
+        reason = f"payload cannot be read: {describe_json_error(error)}"
+        raise PermanentEventError(event.id, reason) from None
+    if document is None:
         raise PermanentEventError(event.id, "the payload was redacted before it was applied")
     reason = f"payload does not match a Clerk {event.event_type}: "
     try:
-        envelope = ClerkEvent.model_validate(event.payload)
+        envelope = ClerkEvent.model_validate(document)
     except ValidationError as error:
         raise PermanentEventError(event.id, reason + describe_validation_error(error)) from error
     try:
-        return handler(EventContext(work, event.id, envelope))
+        return handler(EventContext(work, event.id, envelope, event.onboarding))
     except ValidationError as error:  # handlers validate `data`
         details = describe_validation_error(error, prefix="data")
         raise PermanentEventError(event.id, reason + details) from error

@@ -50,6 +50,7 @@ from db.models import (
 from workers.core.locks import user_lock
 from workers.core.unit_of_work import UnitOfWork
 from workers.inbox.context import EventOutcome
+from workers.inbox.payloads import ONBOARDING_TEXT, PAYLOAD_TEXT
 
 # Queries run on the tables rather than the mapped classes: this is the hot path of every
 # event, and the ORM's statement handling costs more than the database's work here.
@@ -79,7 +80,8 @@ class LockedEvent:
     status: str
     event_type: str
     clerk_user_id: str | None
-    payload: Any | None
+    payload: str | None  # JSON text without the metadata; None once redacted
+    onboarding: str | None  # JSON text of `data.unsafe_metadata.onboarding`, when present
     user_deleted: bool  # a tombstone exists for clerk_user_id
 
 
@@ -131,14 +133,21 @@ def _locked_events(condition: ColumnElement[bool]) -> Select[Any]:
         EVENTS.c.status,
         EVENTS.c.event_type,
         CLERK_USER_ID.label("clerk_user_id"),
-        EVENTS.c.payload,
+        PAYLOAD_TEXT.label("payload"),
+        ONBOARDING_TEXT.label("onboarding"),
         exists().where(TOMBSTONES.c.clerk_id == CLERK_USER_ID).label("user_deleted"),
     ).where(condition)
 
 
 def _as_locked(row: Any) -> LockedEvent:
     return LockedEvent(
-        row.id, row.status, row.event_type, row.clerk_user_id, row.payload, row.user_deleted
+        row.id,
+        row.status,
+        row.event_type,
+        row.clerk_user_id,
+        row.payload,
+        row.onboarding,
+        row.user_deleted,
     )
 
 

@@ -31,6 +31,7 @@ from workers.onboarding.validation import (
     InvalidOnboarding,
     Onboarding,
     OnboardingProfile,
+    UnreadableOnboarding,
     describe,
     parse_onboarding,
 )
@@ -89,6 +90,8 @@ class MigrationOutcome:
 def session_data_id_of(onboarding: Any) -> str:
     """`sessionDataId` when it is usable text, else a stable hash of the object's canonical JSON
     (the same data hashes alike whether it came from a webhook or an import line)."""
+    if isinstance(onboarding, UnreadableOnboarding):
+        return "sha256:" + onboarding.digest
     if isinstance(onboarding, dict):
         given = onboarding.get("sessionDataId")
         if isinstance(given, str) and 0 < len(given.strip()) <= 255:
@@ -252,7 +255,11 @@ class _Recorder:
             "clerk_id": self.clerk_id,
             "user_id": self.user_id,
             "migration_type": MIGRATION_TYPE,
-            "original_data": null() if self.onboarding is None else self.onboarding,
+            "original_data": (
+                null()
+                if self.onboarding is None or isinstance(self.onboarding, UnreadableOnboarding)
+                else self.onboarding
+            ),
             "migrated_data": null() if migrated is None else migrated.model_dump(mode="json"),
             "status": status,
             "error_message": describe(errors) if errors else None,

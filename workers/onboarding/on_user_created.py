@@ -8,17 +8,23 @@ error propagates, and then the whole event fails and can be replayed.
 
 from __future__ import annotations
 
-from typing import Any
-
 from cpn_sync.clerk import ClerkUser
 from cpn_sync.task_contract import CPN_RECOMPUTE_USER
 from workers.cpn.requests import request_recompute
 from workers.inbox.context import EventContext
 from workers.onboarding.data_migration import migrate_session_data
+from workers.onboarding.validation import read_onboarding
 
 
-def migrate_onboarding(ctx: EventContext, user_id: int, user: ClerkUser, onboarding: Any) -> None:
-    """Migrate in the event's transaction; once it commits, ask for the user's CPN figures."""
+def migrate_onboarding(ctx: EventContext, user_id: int, user: ClerkUser, stored: str) -> None:
+    """Migrate in the event's transaction; once it commits, ask for the user's CPN figures.
+
+    `stored` is the JSON text of `unsafe_metadata.onboarding`, decoded here: what cannot be
+    read (too deep, a number out of range) fails the migration with the reason, not the event.
+    """
+    onboarding = read_onboarding(stored)
+    if onboarding is None:
+        return
     outcome = migrate_session_data(
         ctx.session, clerk_id=user.id, user_id=user_id, onboarding=onboarding
     )

@@ -10,6 +10,7 @@ is reported, each naming its field the way the front end does (`profile.firstNam
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import math
 import re
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any
 
+import orjson
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -31,6 +33,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from db.forms import DataEntryData, ProfileFormData
+from workers.core.errors import describe_json_error
 
 MAX_COST = Decimal("99999999.99")  # user_interactions.cost is numeric(10,2)
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -222,11 +225,58 @@ def describe(errors: list[FieldError]) -> str:
     return "; ".join(str(error) for error in errors)
 
 
+# An onboarding object is four levels deep (onboarding, dataEntry, its list, an entry); deeper
+# data is refused before anything walks it (hashing, validation, `original_data`), so no
+# recursive encoder ever meets end users' nesting.
+MAX_ONBOARDING_DEPTH = 16
+
+
+@dataclass(frozen=True)
+class UnreadableOnboarding:
+    """Onboarding data that cannot be validated or kept as it came: a digest of its stored
+    text (it stands for the session data id) and why."""
+
+    digest: str
+    reason: str
+
+
+def read_onboarding(stored: str) -> Any:
+    """Decode `unsafe_metadata.onboarding` from its stored JSON text; an `UnreadableOnboarding`
+    when it is nested too deep or holds a number no double can hold."""
+    try:
+        value = orjson.loads(stored)
+    except orjson.JSONDecodeError as error:
+        return _unreadable(stored, describe_json_error(error))
+    if _deeper_than(value, MAX_ONBOARDING_DEPTH):
+        return _unreadable(stored, f"nested deeper than {MAX_ONBOARDING_DEPTH} levels")
+    return value
+
+
+def _unreadable(stored: str, reason: str) -> UnreadableOnboarding:
+    return UnreadableOnboarding(hashlib.sha256(stored.encode()).hexdigest(), reason)
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Without recursion: the value may be as deep as the decoder allows."""
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if not isinstance(item, dict | list):
+            continue
+        if depth > limit:
+            return True
+        pending.extend((child, depth + 1) for child in children)
+    return False
+
+
 def parse_onboarding(raw: Any, today: dt.date | None = None) -> Onboarding:
     """Validate the object as received; raises `InvalidOnboarding` naming every bad field.
 
     `today` (default: today in UTC) is the latest date an interaction may have.
     """
+    if isinstance(raw, UnreadableOnboarding):
+        raise InvalidOnboarding([FieldError("onboarding", raw.reason)])
     try:
         return Onboarding.model_validate(raw, context={"today": today or utc_today()})
     except ValidationError as error:

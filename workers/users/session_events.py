@@ -15,10 +15,11 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any, cast
 
+from pydantic import ValidationError
 from sqlalchemy import ColumnElement, Table, and_, bindparam, case, false, func, true
 from sqlalchemy.dialects.postgresql import Insert, insert
 
-from cpn_sync.clerk import ClerkSession, HttpRequest, SessionActivity
+from cpn_sync.clerk import ClerkSession, ClerkUser, HttpRequest, SessionActivity
 from db.models import EventStatus, UserSession
 from workers.inbox.context import PROCESSED, EventContext, EventOutcome
 from workers.inbox.errors import UserDeletedError
@@ -182,13 +183,22 @@ def upsert_session(
     ctx.session.execute(UPSERT_SESSION[device.from_activity], values)
 
 
+def user_snapshot(data: ClerkSession) -> ClerkUser | None:
+    """`data.user` as a user to create, or None when it cannot create one (then the event
+    waits for the user's own event)."""
+    try:
+        return None if data.user is None else ClerkUser.model_validate(data.user)
+    except ValidationError:
+        return None
+
+
 def handle_session(ctx: EventContext) -> EventOutcome:
     data = ClerkSession.model_validate(ctx.envelope.data)
     user_id = find_user_id(ctx.session, data.user_id)
     if user_id is None:
         if is_deleted(ctx.session, data.user_id):  # deleted after this event was read
             raise UserDeletedError(ctx.event_id, data.user_id)
-        snapshot = data.user
+        snapshot = user_snapshot(data)
         if snapshot is None or snapshot.id != data.user_id or snapshot.primary_email is None:
             return EventOutcome(
                 EventStatus.WAITING,

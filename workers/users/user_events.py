@@ -247,7 +247,7 @@ def release_waiting_events(ctx: EventContext, clerk_id: str) -> None:
 def handle_user_upsert(ctx: EventContext) -> EventOutcome:
     user = ClerkUser.model_validate(ctx.envelope.data)
     stored = upsert_user(ctx, user)
-    onboarding = user.onboarding
+    onboarding = ctx.onboarding
     if onboarding is not None:
         # Inside the event's transaction, after the upsert. A `user.updated` migrates too: the
         # first event that can apply the data does (its `user.created` may have failed or been

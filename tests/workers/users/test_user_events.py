@@ -6,6 +6,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
+import orjson
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import Engine, func, insert, select, update
@@ -169,14 +170,15 @@ class TestUserCreated:
     def test_unmappable_payload_fails_with_the_field_named(
         self, engine: Engine, process: Processor
     ) -> None:
-        data = user_data(CLERK_ID, email="john@example.com", first_name="J" * 101)
+        # An address longer than users.email cannot be stored (a name would be cut instead).
+        data = user_data(CLERK_ID, email="J" * 250 + "@e.com")
         event_id = store_event(engine, user_event("user.created", data))
 
         assert process(event_id) == "failed"
 
         last_error = event_row(engine, event_id).last_error
-        assert "data.first_name" in last_error
-        assert "at most 100 characters" in last_error
+        assert "data.email_addresses.0.email_address" in last_error
+        assert "at most 255 characters" in last_error
         assert "JJJJ" not in last_error
         assert count(engine, User) == 0
 
@@ -358,7 +360,7 @@ class TestOnboardingHook:
     ) -> None:
         from workers.inbox.context import EventContext
 
-        calls: list[tuple[int, str, object]] = []
+        calls: list[tuple[int, str, str]] = []
 
         def migrate(ctx: EventContext, user_id: int, clerk_user: Any, onboarding: Any) -> None:
             calls.append((user_id, clerk_user.id, onboarding))
@@ -375,7 +377,9 @@ class TestOnboardingHook:
 
         stored = user(engine)
         assert stored is not None
-        # The user.updated calls it too: the migration itself runs once per session data id
-        # (tests/workers/onboarding/test_onboarding_on_update.py).
-        assert calls == [(stored.id, CLERK_ID, onboarding)] * 2
+        # The user.updated calls it too (the migration itself runs once per session data id),
+        # and the onboarding arrives as its stored JSON text: the onboarding feature decodes it.
+        assert [(user_id, clerk_id, orjson.loads(text)) for user_id, clerk_id, text in calls] == [
+            (stored.id, CLERK_ID, onboarding)
+        ] * 2
         assert ("migrations.from_onboarding", [stored.id]) in process.follow_ups
