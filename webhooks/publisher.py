@@ -97,11 +97,6 @@ class Publisher:
         if not self._thread.is_alive():  # else it still uses the connection; it is a daemon
             self._drop_connection()
 
-    def ping(self) -> None:
-        """Raise unless the broker answers now (readiness check; runs in a worker thread)."""
-        with self._app.connection_for_write() as connection:
-            connection.ensure_connection(max_retries=1, timeout=1)
-
     def _run(self) -> None:
         stopping = False
         while not stopping:

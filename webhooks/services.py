@@ -18,6 +18,7 @@ from db.engine import make_async_engine
 from webhooks.inbox import Inbox
 from webhooks.observability.broker_metrics import BrokerGauges
 from webhooks.observability.metrics import InboxGauges
+from webhooks.observability.readiness import Readiness
 from webhooks.publisher import Publisher
 from webhooks.signature import SignatureVerifier
 
@@ -33,9 +34,12 @@ class Services:
     publisher: Publisher
     gauges: InboxGauges
     broker_gauges: BrokerGauges
+    readiness: Readiness
 
     @classmethod
-    async def open(cls, settings: Settings, *, gauge_max_age: float = 5.0) -> Services:
+    async def open(
+        cls, settings: Settings, *, gauge_max_age: float = 5.0, ready_max_age: float = 1.0
+    ) -> Services:
         verifier = SignatureVerifier(settings.webhook_secrets)  # a bad secret fails startup
         if settings.webhook_inbox_writers >= settings.db_pool_size:
             raise SettingsError(
@@ -63,7 +67,8 @@ class Services:
         await inbox.start()
         gauges = InboxGauges(engine, max_age=gauge_max_age)
         broker_gauges = BrokerGauges(settings, max_age=gauge_max_age)
-        return cls(settings, engine, verifier, inbox, publisher, gauges, broker_gauges)
+        readiness = Readiness(engine, settings, max_age=ready_max_age)
+        return cls(settings, engine, verifier, inbox, publisher, gauges, broker_gauges, readiness)
 
     async def close(self) -> None:
         """Finish queued writes, then publish what they produced, then close the pool."""
@@ -71,6 +76,7 @@ class Services:
         await asyncio.to_thread(self.publisher.close)
         await self.engine.dispose()
         self.broker_gauges.close()
+        self.readiness.close()
 
 
 def services(request: Request) -> Services:

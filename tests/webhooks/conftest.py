@@ -79,9 +79,11 @@ def closed_port_url(scheme: str) -> str:
 
 
 @asynccontextmanager
-async def running_app(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+async def running_app(
+    settings: Settings, *, ready_max_age: float = 1.0
+) -> AsyncIterator[httpx.AsyncClient]:
     """The app in this process, lifespan included; leaving it flushes the publisher."""
-    app = create_app(settings, gauge_max_age=0)
+    app = create_app(settings, gauge_max_age=0, ready_max_age=ready_max_age)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
