@@ -29,6 +29,8 @@ from webhooks.errors import InboxUnavailableError, Reason, RejectionError
 
 log = get_logger(__name__)
 
+CLOSE_TIMEOUT_SECONDS = 10.0  # at shutdown, how long queued rows may take to be written
+
 # Bodies may be up to WEBHOOK_MAX_BYTES each: keep one statement's parameters to a few MiB.
 MAX_BATCH_CHARACTERS = 8 * 1024 * 1024
 
@@ -123,7 +125,7 @@ class Inbox:
             for number in range(self._writer_count)
         ]
 
-    async def close(self, timeout: float = 10.0) -> None:
+    async def close(self, timeout: float = CLOSE_TIMEOUT_SECONDS) -> None:
         """Finish what is queued (bounded by `timeout`), then stop the writers."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._queue.join(), timeout)
@@ -131,6 +133,11 @@ class Inbox:
             writer.cancel()
         await asyncio.gather(*self._writers, return_exceptions=True)
         self._writers = []
+
+    @property
+    def wait_limit(self) -> float:
+        """How long a request may wait for its row (one write's timeout, and a margin)."""
+        return self._timeout + 2.0
 
     async def store(self, entry: InboxEntry) -> int | None:
         """Answer the new row's id once committed, or None when the svix id is already stored.

@@ -8,13 +8,14 @@ through `app.state`.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 
 from cpn_sync.settings import Settings, SettingsError
 from db.engine import make_async_engine
+from webhooks.deadlines import Deadlines
 from webhooks.inbox import Inbox
 from webhooks.observability.broker_metrics import BrokerGauges
 from webhooks.observability.metrics import InboxGauges
@@ -23,6 +24,14 @@ from webhooks.publisher import Publisher
 from webhooks.signature import SignatureVerifier
 
 APPLICATION_NAME = "cpn-sync-web"  # how operators find the web process in pg_stat_activity
+
+
+@dataclass
+class PendingRequests:
+    """Webhook requests of this process between arrival and answer (reading their body or
+    waiting for their row's commit): WEBHOOK_MAX_PENDING bounds it, and with it the memory."""
+
+    count: int = 0
 
 
 @dataclass
@@ -35,6 +44,8 @@ class Services:
     gauges: InboxGauges
     broker_gauges: BrokerGauges
     readiness: Readiness
+    deadlines: Deadlines
+    pending: PendingRequests = field(default_factory=PendingRequests)
 
     @classmethod
     async def open(
@@ -68,11 +79,17 @@ class Services:
         gauges = InboxGauges(engine, max_age=gauge_max_age)
         broker_gauges = BrokerGauges(settings, max_age=gauge_max_age)
         readiness = Readiness(engine, settings, max_age=ready_max_age)
-        return cls(settings, engine, verifier, inbox, publisher, gauges, broker_gauges, readiness)
+        deadlines = Deadlines()
+        deadlines.start()
+        return cls(
+            settings, engine, verifier, inbox, publisher, gauges, broker_gauges, readiness,
+            deadlines,
+        )  # fmt: skip
 
     async def close(self) -> None:
         """Finish queued writes, then publish what they produced, then close the pool."""
         await self.inbox.close()
+        await self.deadlines.close()
         await asyncio.to_thread(self.publisher.close)
         await self.engine.dispose()
         self.broker_gauges.close()
