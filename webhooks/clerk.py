@@ -54,13 +54,13 @@ async def _receive(request: Request, found: Services, started: float) -> Respons
         )
         headers = dict(request.headers.items())  # one pass over the raw header list
         svix_id = found.verifier.verify(body, headers)
-        envelope = parse_envelope(body, svix_id)
+        envelope, storable = parse_envelope(body, svix_id)
         event_type = envelope.type
         entry = InboxEntry(
             svix_id=svix_id,
             event_type=envelope.type,
             clerk_user_id=envelope.clerk_user_id,
-            payload=body.decode(),
+            payload=body.decode() if storable is None else storable,
             occurred_at_ms=envelope.occurred_at_ms,
         )
         try:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +26,8 @@ from sqlalchemy import exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cpn_sync.logs import get_logger
-from webhooks.errors import InboxUnavailableError, Reason, RejectionError
+from cpn_sync.unstorable import storable_text
+from webhooks.errors import InboxUnavailableError
 
 log = get_logger(__name__)
 
@@ -142,8 +144,8 @@ class Inbox:
     async def store(self, entry: InboxEntry) -> int | None:
         """Answer the new row's id once committed, or None when the svix id is already stored.
 
-        Raises `InboxUnavailableError` when the row could not be written, and `RejectionError` when
-        PostgreSQL refuses this payload on its own (JSON that JSONB cannot hold).
+        Raises `InboxUnavailableError` when the row could not be written. JSON that JSONB
+        cannot hold is stored with the offending values replaced (`cpn_sync.unstorable`).
         """
         if not self._writers:
             raise InboxUnavailableError("the inbox is not running", svix_id=entry.svix_id)
@@ -191,19 +193,12 @@ class Inbox:
             async with asyncio.timeout(self._timeout):
                 rows = await connection.insert(entries)
         except psycopg.DataError:
-            # PostgreSQL refused a value (e.g. a \u0000 escape JSONB cannot hold): find which.
+            # PostgreSQL refused a value (a \u0000 that JSONB cannot hold): find which row.
             if len(entries) > 1:
                 for waiting in by_svix_id.values():
                     await self._write(waiting, connection)
                 return
-            _fail(
-                batch,
-                RejectionError(
-                    Reason.NOT_JSON,
-                    "PostgreSQL cannot store this JSON (for example a \\u0000 escape)",
-                    svix_id=entries[0].svix_id,
-                ),
-            )
+            await self._store_repaired(batch, connection)
             return
         except (psycopg.Error, exc.SQLAlchemyError, OSError, TimeoutError) as error:
             log.warning("inbox.write_failed", error=type(error).__name__, events=len(entries))
@@ -224,6 +219,23 @@ class Inbox:
                 _answer(copy.answer, None)
         if new_ids:
             self._on_new_events(list(new_ids.values()))
+
+    async def _store_repaired(
+        self, waiting: Sequence[_Waiting], connection: _WriterConnection
+    ) -> None:
+        """The one row PostgreSQL refused, stored with what it cannot hold replaced and named
+        (`cpn_sync.unstorable`): a verified event is never refused for its content."""
+        entry = waiting[0].entry
+        repaired = storable_text(entry.payload)
+        if repaired is None:  # refused for something else: Clerk delivers it again
+            log.error("inbox.payload_refused", svix_id=entry.svix_id)
+            _fail(
+                waiting,
+                InboxUnavailableError("the event could not be stored", svix_id=entry.svix_id),
+            )
+            return
+        fixed = dataclasses.replace(entry, payload=repaired)
+        await self._write([_Waiting(fixed, item.answer) for item in waiting], connection)
 
 
 class _WriterConnection:

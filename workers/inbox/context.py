@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -30,6 +30,8 @@ class EventContext:
     work: UnitOfWork
     event_id: int
     envelope: ClerkEvent
+    # Values in unsafe_metadata that the web replaced to store the event (`cpn_sync.unstorable`).
+    unstorable: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def session(self) -> Session:

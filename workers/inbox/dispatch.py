@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from pydantic import ValidationError
 
+from cpn_sync import unstorable
 from cpn_sync.clerk import ClerkEvent
 from db.models import EventStatus
 from workers.core.errors import describe_validation_error
@@ -46,13 +47,30 @@ def dispatch(work: UnitOfWork, event: state.LockedEvent) -> EventOutcome:
         )
     if event.payload is None:
         raise PermanentEventError(event.id, "the payload was redacted before it was applied")
+    problems = unstorable.problems_of(event.payload)
+    if problems:
+        check_unstorable(event.id, problems)
     reason = f"payload does not match a Clerk {event.event_type}: "
     try:
         envelope = ClerkEvent.model_validate(event.payload)
     except ValidationError as error:
         raise PermanentEventError(event.id, reason + describe_validation_error(error)) from error
     try:
-        return handler(EventContext(work, event.id, envelope))
+        return handler(EventContext(work, event.id, envelope, unstorable=problems))
     except ValidationError as error:  # handlers validate `data`
         details = describe_validation_error(error, prefix="data")
         raise PermanentEventError(event.id, reason + details) from error
+
+
+def check_unstorable(event_id: int, problems: list[dict[str, str]]) -> None:
+    """Values the web could not store as they were (`cpn_sync.unstorable`): inside
+    `unsafe_metadata` the event is applied without them (only the onboarding migration fails);
+    anywhere else the event fails, naming each."""
+    elsewhere = [
+        problem
+        for problem in problems
+        if not any(unstorable.inside(problem.get("path", ""), where)
+                   for where in unstorable.UNSAFE_METADATA)
+    ]  # fmt: skip
+    if elsewhere:
+        raise PermanentEventError(event_id, "payload: " + unstorable.describe(elsewhere))
