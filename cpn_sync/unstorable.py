@@ -34,6 +34,7 @@ HUGE_NUMBER = "is a number outside the double range"
 TOO_DEEP = f"is nested deeper than {MAX_DEPTH} levels"
 UNSAFE_METADATA = ("data.unsafe_metadata", "data.user.unsafe_metadata")
 
+_BASE_RECURSION_LIMIT = sys.getrecursionlimit()
 _TOO_DEEP_PLACEHOLDER = "\u0000cpn-sync: too deep\u0000"
 _TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 _SURROGATES = re.compile("[\ud800-\udfff]")
@@ -77,13 +78,12 @@ def _cut_too_deep(text: str) -> str:
 
 @contextlib.contextmanager
 def _deep_recursion() -> Iterator[None]:
-    """Room for MAX_DEPTH levels (the stdlib's json recurses per level), on this rare path."""
-    limit = sys.getrecursionlimit()
-    sys.setrecursionlimit(limit + 3 * MAX_DEPTH)
-    try:
-        yield
-    finally:
-        sys.setrecursionlimit(limit)
+    """Room for MAX_DEPTH levels (the stdlib's json recurses per level). The limit is only ever
+    raised, never restored: a restore could cut a second-pass parse running in another thread."""
+    needed = _BASE_RECURSION_LIMIT + 3 * MAX_DEPTH
+    if sys.getrecursionlimit() < needed:
+        sys.setrecursionlimit(needed)
+    yield
 
 
 def tolerant_loads(text: str) -> Any:

@@ -10,6 +10,7 @@ after the commit, never by the request.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -19,7 +20,7 @@ from starlette.responses import Response
 
 from cpn_sync.logs import get_logger
 from webhooks.body import read_limited_body
-from webhooks.envelope import parse_envelope
+from webhooks.envelope import SecondPassNeeded, parse_envelope
 from webhooks.errors import InboxUnavailableError, OverloadedError, Reason, WebhookError
 from webhooks.inbox import InboxEntry
 from webhooks.observability import metrics
@@ -54,7 +55,10 @@ async def _receive(request: Request, found: Services, started: float) -> Respons
         )
         headers = dict(request.headers.items())  # one pass over the raw header list
         svix_id = found.verifier.verify(body, headers)
-        envelope, storable = parse_envelope(body, svix_id)
+        try:
+            envelope, storable = parse_envelope(body, svix_id, first_pass_only=True)
+        except SecondPassNeeded:  # rare, and up to a few hundred ms for 1 MiB: not on the loop
+            envelope, storable = await asyncio.to_thread(parse_envelope, body, svix_id)
         event_type = envelope.type
         entry = InboxEntry(
             svix_id=svix_id,

@@ -16,7 +16,13 @@ from cpn_sync.clerk import ClerkEvent
 from webhooks.errors import Reason, RejectionError
 
 
-def parse_envelope(body: bytes, svix_id: str | None = None) -> tuple[ClerkEvent, str | None]:
+class SecondPassNeeded(Exception):  # noqa: N818 - a signal, not an error
+    """orjson refused the body: the second pass may take a while (run it off the event loop)."""
+
+
+def parse_envelope(
+    body: bytes, svix_id: str | None = None, *, first_pass_only: bool = False
+) -> tuple[ClerkEvent, str | None]:
     """Parse the verified bytes: the envelope, and the payload text to store when it cannot be
     the body itself (`cpn_sync.unstorable`; None for almost every event). A 400
     `RejectionError` when not JSON or not an envelope."""
@@ -24,6 +30,8 @@ def parse_envelope(body: bytes, svix_id: str | None = None) -> tuple[ClerkEvent,
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError:
+        if first_pass_only:
+            raise SecondPassNeeded from None
         document = _tolerant(body, svix_id)  # valid JSON that orjson refuses, or a 400
         document, _problems = unstorable.make_storable(document)
         changed = True
