@@ -8,11 +8,20 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import pytest
+from celery import Celery
 from sqlalchemy import Engine, select
 
 from cpn_sync.unstorable import storable_text
 from db.models import DataMigration, User
-from tests.workers.conftest import Processor
+from tests.worker_process import WorkerProcess
+from tests.workers.conftest import (
+    Processor,
+    running,
+    send_as_web,
+    status_counts,
+    wait_until,
+)
 from tests.workers.factories import event_row, store_event, user_data, user_event
 from webhooks.envelope import parse_envelope
 
@@ -34,9 +43,8 @@ def stored_by_the_web(engine: Engine, event: dict[str, Any], raw: dict[bytes, by
     return store_event(engine, orjson.loads(stored or body))
 
 
-def test_hostile_values_fail_their_own_event_or_only_its_onboarding(
-    engine: Engine, process: Processor
-) -> None:
+def store_mixed(engine: Engine) -> tuple[list[int], int, int, int]:
+    """Three ordinary users' events and three hostile ones, stored as the web stores them."""
     ordinary = [
         store_event(engine, user_event("user.created", user_data(f"user_ok{n}", email=f"{n}@x.io")))
         for n in range(3)
@@ -62,8 +70,16 @@ def test_hostile_values_fail_their_own_event_or_only_its_onboarding(
         ),
         {b'"NUL"': b'"dark\\u0000"'},
     )
+    return ordinary, nul_name, huge_age, nul_theme
 
-    outcomes = process.batch([ordinary[0], nul_name, ordinary[1], huge_age, nul_theme, ordinary[2]])
+
+def assert_each_ended_as_the_rules_say(
+    engine: Engine, ordinary: list[int], nul_name: int, huge_age: int, nul_theme: int
+) -> None:
+    outcomes = {
+        event_id: event_row(engine, event_id).status
+        for event_id in [*ordinary, nul_name, huge_age, nul_theme]
+    }
 
     assert [outcomes[event_id] for event_id in ordinary] == ["processed"] * 3
     assert outcomes[nul_name] == "failed"
@@ -81,3 +97,35 @@ def test_hostile_values_fail_their_own_event_or_only_its_onboarding(
     assert [tuple(row) for row in migrations] == [
         ("user_huge", "failed", "profile.age: is a number outside the double range")
     ]
+
+
+def test_hostile_values_fail_their_own_event_or_only_its_onboarding(
+    engine: Engine, process: Processor
+) -> None:
+    ordinary, nul_name, huge_age, nul_theme = store_mixed(engine)
+
+    process.batch([ordinary[0], nul_name, ordinary[1], huge_age, nul_theme, ordinary[2]])
+
+    assert_each_ended_as_the_rules_say(engine, ordinary, nul_name, huge_age, nul_theme)
+
+
+@pytest.mark.slow
+def test_a_real_worker_applies_the_mixed_batch_the_same_way(
+    engine: Engine, web_publisher: Celery
+) -> None:
+    ordinary, nul_name, huge_age, nul_theme = store_mixed(engine)
+    ids = [ordinary[0], nul_name, ordinary[1], huge_age, nul_theme, ordinary[2]]
+
+    with running(WorkerProcess(concurrency=1, queues="webhooks")):
+        send_as_web(web_publisher, ids, per_message=len(ids))
+        wait_until(
+            lambda: (
+                status_counts(engine).get("received", 0) == 0
+                and status_counts(engine).get("processing", 0) == 0
+            ),
+            60,
+            "every event ends",
+            describe=lambda: str(status_counts(engine)),
+        )
+
+    assert_each_ended_as_the_rules_say(engine, ordinary, nul_name, huge_age, nul_theme)
