@@ -219,15 +219,24 @@ def web_server_env(database_url: str, broker_url: str, metrics_dir: Path) -> dic
     return env
 
 
-@pytest.fixture(scope="session")
-def web_server(
-    database_url: str, broker_url: str, tmp_path_factory: pytest.TempPathFactory
+@contextlib.contextmanager
+def serving(
+    database_url: str, broker_url: str, workdir: Path, **settings: str
 ) -> Iterator[WebServer]:
-    workdir = tmp_path_factory.mktemp("web")
+    """A real `cpn-sync web` with these settings added to the environment, until left."""
     env = web_server_env(database_url, broker_url, workdir / "metrics")
+    env.update(settings)
     server = WebServer(env, workdir / "metrics", workdir / "web.log")
     try:
         server.wait_ready()
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def web_server(
+    database_url: str, broker_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WebServer]:
+    with serving(database_url, broker_url, tmp_path_factory.mktemp("web")) as server:
+        yield server

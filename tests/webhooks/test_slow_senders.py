@@ -19,8 +19,8 @@ from tests.webhooks.conftest import (
     WebServer,
     deliver,
     new_event,
+    serving,
     stored,
-    web_server_env,
 )
 
 pytestmark = pytest.mark.slow
@@ -33,19 +33,15 @@ MAX_PENDING = 3
 def slow_web(
     database_url: str, broker_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[WebServer]:
-    workdir = tmp_path_factory.mktemp("slow-web")
-    env = web_server_env(database_url, broker_url, workdir / "metrics")
-    env.update(
+    with serving(
+        database_url,
+        broker_url,
+        tmp_path_factory.mktemp("slow-web"),
         WEB_CONCURRENCY="1",
         WEBHOOK_BODY_TIMEOUT_SECONDS=str(BODY_TIMEOUT),
         WEBHOOK_MAX_PENDING=str(MAX_PENDING),
-    )
-    server = WebServer(env, workdir / "metrics", workdir / "web.log")
-    try:
-        server.wait_ready()
+    ) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def start_slowly(server: WebServer, delivery: Delivery, sent: int = 10) -> socket.socket:
@@ -113,17 +109,13 @@ def test_sigterm_stops_within_the_grace_while_a_slow_sender_holds_a_connection(
 ) -> None:
     from webhooks.server import GRACEFUL_SHUTDOWN_SECONDS
 
-    env = web_server_env(database_url, broker_url, tmp_path / "metrics")
-    env.update(WEB_CONCURRENCY="1", WEBHOOK_BODY_TIMEOUT_SECONDS="300")
-    server = WebServer(env, tmp_path / "metrics", tmp_path / "web.log")
-    try:
-        server.wait_ready()
+    with serving(
+        database_url, broker_url, tmp_path, WEB_CONCURRENCY="1", WEBHOOK_BODY_TIMEOUT_SECONDS="300"
+    ) as server:
         sock = start_slowly(server, deliver(new_event()))
         time.sleep(0.3)
         started = time.monotonic()
         server.stop(timeout=GRACEFUL_SHUTDOWN_SECONDS + 20)
         stopped_after = time.monotonic() - started
         sock.close()
-    finally:
-        server.stop()
     assert stopped_after < GRACEFUL_SHUTDOWN_SECONDS + 10
