@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     webhook_retention_days: int = Field(default=30, ge=1)
     webhook_commit_batch: int = Field(default=256, ge=1)
     webhook_inbox_writers: int = Field(default=2, ge=1)
+    webhook_body_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    webhook_max_pending: int = Field(default=1000, ge=1)
     db_pool_size: int = Field(default=10, ge=1)
     data_dir: Path = Path(".data")
     # CPN results (README "CPN results").
@@ -98,6 +100,7 @@ class Settings(BaseSettings):
     # Observability (README "Metrics and alerts").
     worker_metrics_port: int = Field(default=9808, ge=0, le=65535)
     canary_interval_seconds: float = Field(default=60, gt=0)
+    metrics_token: str | None = Field(default=None, description="Bearer token of /metrics.")
 
     @field_validator("database_url")
     @classmethod

@@ -23,12 +23,16 @@ from webhooks.share import page as share
 log = logs.get_logger(__name__)
 
 
-def create_app(settings: Settings | None = None, *, gauge_max_age: float = 5.0) -> Starlette:
+def create_app(
+    settings: Settings | None = None, *, gauge_max_age: float = 5.0, ready_max_age: float = 1.0
+) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         chosen = settings or get_settings()
         logs.configure(chosen.log_level, chosen.log_format)  # uvicorn's workers are new processes
-        app.state.services = await Services.open(chosen, gauge_max_age=gauge_max_age)
+        app.state.services = await Services.open(
+            chosen, gauge_max_age=gauge_max_age, ready_max_age=ready_max_age
+        )
         app.state.db_engine = app.state.services.engine  # the share pages read through it
         # What start-up allocated lives as long as the process: out of the collector's sight,
         # a full collection no longer walks it in the middle of a request (the p99 tail).

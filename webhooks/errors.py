@@ -1,8 +1,8 @@
 """Why a delivery was not accepted: one error type per answer, each carrying the svix id when known.
 
 `RejectionError` is a 4xx (the delivery itself is wrong, nothing is stored);
-`InboxUnavailableError` is the 503 that makes Clerk retry. Both render as the contract's JSON
-error `{"error", "detail"}`.
+`InboxUnavailableError` and `OverloadedError` are the 503s that make Clerk retry. All render as
+the contract's JSON error `{"error", "detail"}`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ class Reason(StrEnum):
     BAD_SIGNATURE = "bad_signature"
     BAD_TIMESTAMP = "bad_timestamp"
     TOO_LARGE = "too_large"
+    BODY_TIMEOUT = "body_timeout"
     INBOX_UNAVAILABLE = "inbox_unavailable"
+    OVERLOADED = "overloaded"
 
 
 STATUS = {
@@ -31,7 +33,9 @@ STATUS = {
     Reason.BAD_SIGNATURE: 401,
     Reason.BAD_TIMESTAMP: 401,
     Reason.TOO_LARGE: 413,
+    Reason.BODY_TIMEOUT: 408,
     Reason.INBOX_UNAVAILABLE: 503,
+    Reason.OVERLOADED: 503,
 }
 
 
@@ -51,6 +55,16 @@ class WebhookError(Exception):
 
 class RejectionError(WebhookError):
     """The delivery is malformed, unsigned or too large: 4xx, and nothing is stored."""
+
+
+class OverloadedError(WebhookError):
+    """More webhook requests are pending in this process than WEBHOOK_MAX_PENDING: 503 with
+    `Retry-After`, the body is not read and nothing is stored."""
+
+    RETRY_AFTER_SECONDS = 5
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(Reason.OVERLOADED, f"more than {limit} requests are pending; retry later")
 
 
 class InboxUnavailableError(WebhookError):

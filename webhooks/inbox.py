@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,9 +26,12 @@ from sqlalchemy import exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cpn_sync.logs import get_logger
-from webhooks.errors import InboxUnavailableError, Reason, RejectionError
+from cpn_sync.unstorable import storable_text
+from webhooks.errors import InboxUnavailableError
 
 log = get_logger(__name__)
+
+CLOSE_TIMEOUT_SECONDS = 10.0  # at shutdown, how long queued rows may take to be written
 
 # Bodies may be up to WEBHOOK_MAX_BYTES each: keep one statement's parameters to a few MiB.
 MAX_BATCH_CHARACTERS = 8 * 1024 * 1024
@@ -123,7 +127,7 @@ class Inbox:
             for number in range(self._writer_count)
         ]
 
-    async def close(self, timeout: float = 10.0) -> None:
+    async def close(self, timeout: float = CLOSE_TIMEOUT_SECONDS) -> None:
         """Finish what is queued (bounded by `timeout`), then stop the writers."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._queue.join(), timeout)
@@ -132,11 +136,16 @@ class Inbox:
         await asyncio.gather(*self._writers, return_exceptions=True)
         self._writers = []
 
+    @property
+    def wait_limit(self) -> float:
+        """How long a request may wait for its row (one write's timeout, and a margin)."""
+        return self._timeout + 2.0
+
     async def store(self, entry: InboxEntry) -> int | None:
         """Answer the new row's id once committed, or None when the svix id is already stored.
 
-        Raises `InboxUnavailableError` when the row could not be written, and `RejectionError` when
-        PostgreSQL refuses this payload on its own (JSON that JSONB cannot hold).
+        Raises `InboxUnavailableError` when the row could not be written. JSON that JSONB
+        cannot hold is stored with the offending values replaced (`cpn_sync.unstorable`).
         """
         if not self._writers:
             raise InboxUnavailableError("the inbox is not running", svix_id=entry.svix_id)
@@ -184,19 +193,12 @@ class Inbox:
             async with asyncio.timeout(self._timeout):
                 rows = await connection.insert(entries)
         except psycopg.DataError:
-            # PostgreSQL refused a value (e.g. a \u0000 escape JSONB cannot hold): find which.
+            # PostgreSQL refused a value (a \u0000 that JSONB cannot hold): find which row.
             if len(entries) > 1:
                 for waiting in by_svix_id.values():
                     await self._write(waiting, connection)
                 return
-            _fail(
-                batch,
-                RejectionError(
-                    Reason.NOT_JSON,
-                    "PostgreSQL cannot store this JSON (for example a \\u0000 escape)",
-                    svix_id=entries[0].svix_id,
-                ),
-            )
+            await self._store_repaired(batch, connection)
             return
         except (psycopg.Error, exc.SQLAlchemyError, OSError, TimeoutError) as error:
             log.warning("inbox.write_failed", error=type(error).__name__, events=len(entries))
@@ -217,6 +219,23 @@ class Inbox:
                 _answer(copy.answer, None)
         if new_ids:
             self._on_new_events(list(new_ids.values()))
+
+    async def _store_repaired(
+        self, waiting: Sequence[_Waiting], connection: _WriterConnection
+    ) -> None:
+        """The one row PostgreSQL refused, stored with what it cannot hold replaced and named
+        (`cpn_sync.unstorable`): a verified event is never refused for its content."""
+        entry = waiting[0].entry
+        repaired = storable_text(entry.payload)
+        if repaired is None:  # refused for something else: Clerk delivers it again
+            log.error("inbox.payload_refused", svix_id=entry.svix_id)
+            _fail(
+                waiting,
+                InboxUnavailableError("the event could not be stored", svix_id=entry.svix_id),
+            )
+            return
+        fixed = dataclasses.replace(entry, payload=repaired)
+        await self._write([_Waiting(fixed, item.answer) for item in waiting], connection)
 
 
 class _WriterConnection:

@@ -37,6 +37,7 @@ PUBLISHER_TRANSPORT_OPTIONS = {
     "socket_timeout": 5.0,
     "max_retries": 0,
 }
+CLOSE_TIMEOUT_SECONDS = 5.0  # at shutdown, how long the last ids may take to be published
 _STOP: list[int] = []  # an empty hand-over, by identity: the thread finishes and stops
 
 
@@ -88,7 +89,7 @@ class Publisher:
             return
         self._pending.put_nowait(list(event_ids))
 
-    def close(self, timeout: float = 10.0) -> None:
+    def close(self, timeout: float = CLOSE_TIMEOUT_SECONDS) -> None:
         """Publish what is queued (bounded by `timeout`), then stop the thread."""
         if not self._thread.is_alive():
             return
@@ -96,11 +97,6 @@ class Publisher:
         self._thread.join(timeout)
         if not self._thread.is_alive():  # else it still uses the connection; it is a daemon
             self._drop_connection()
-
-    def ping(self) -> None:
-        """Raise unless the broker answers now (readiness check; runs in a worker thread)."""
-        with self._app.connection_for_write() as connection:
-            connection.ensure_connection(max_retries=1, timeout=1)
 
     def _run(self) -> None:
         stopping = False

@@ -11,6 +11,12 @@ from typing import Any
 from cpn_sync.metrics_dir import multiprocess_metrics
 from cpn_sync.settings import Settings
 
+# SIGTERM: uvicorn stops accepting, lets open requests finish for at most this long (a slow
+# sender is cut at WEBHOOK_BODY_TIMEOUT_SECONDS anyway), then the lifespan writes what is queued
+# (`webhooks.inbox.CLOSE_TIMEOUT_SECONDS`) and publishes it (`webhooks.publisher`'s). The
+# orchestrator's grace (compose: `stop_grace_period` of web) must exceed the three together.
+GRACEFUL_SHUTDOWN_SECONDS = 15
+
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """The server options of the `web` process (the benchmark's baselines reuse them)."""
@@ -22,6 +28,7 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "log_config": None,  # the app's structured logging, not uvicorn's formatters
         "access_log": False,  # one structured line per webhook instead
         "proxy_headers": True,
+        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS,
     }
 
 

@@ -8,20 +8,30 @@ through `app.state`.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 
 from cpn_sync.settings import Settings, SettingsError
 from db.engine import make_async_engine
+from webhooks.deadlines import Deadlines
 from webhooks.inbox import Inbox
 from webhooks.observability.broker_metrics import BrokerGauges
 from webhooks.observability.metrics import InboxGauges
+from webhooks.observability.readiness import Readiness
 from webhooks.publisher import Publisher
 from webhooks.signature import SignatureVerifier
 
 APPLICATION_NAME = "cpn-sync-web"  # how operators find the web process in pg_stat_activity
+
+
+@dataclass
+class PendingRequests:
+    """Webhook requests of this process between arrival and answer (reading their body or
+    waiting for their row's commit): WEBHOOK_MAX_PENDING bounds it, and with it the memory."""
+
+    count: int = 0
 
 
 @dataclass
@@ -33,9 +43,14 @@ class Services:
     publisher: Publisher
     gauges: InboxGauges
     broker_gauges: BrokerGauges
+    readiness: Readiness
+    deadlines: Deadlines
+    pending: PendingRequests = field(default_factory=PendingRequests)
 
     @classmethod
-    async def open(cls, settings: Settings, *, gauge_max_age: float = 5.0) -> Services:
+    async def open(
+        cls, settings: Settings, *, gauge_max_age: float = 5.0, ready_max_age: float = 1.0
+    ) -> Services:
         verifier = SignatureVerifier(settings.webhook_secrets)  # a bad secret fails startup
         if settings.webhook_inbox_writers >= settings.db_pool_size:
             raise SettingsError(
@@ -63,14 +78,22 @@ class Services:
         await inbox.start()
         gauges = InboxGauges(engine, max_age=gauge_max_age)
         broker_gauges = BrokerGauges(settings, max_age=gauge_max_age)
-        return cls(settings, engine, verifier, inbox, publisher, gauges, broker_gauges)
+        readiness = Readiness(engine, settings, max_age=ready_max_age)
+        deadlines = Deadlines()
+        deadlines.start()
+        return cls(
+            settings, engine, verifier, inbox, publisher, gauges, broker_gauges, readiness,
+            deadlines,
+        )  # fmt: skip
 
     async def close(self) -> None:
         """Finish queued writes, then publish what they produced, then close the pool."""
         await self.inbox.close()
+        await self.deadlines.close()
         await asyncio.to_thread(self.publisher.close)
         await self.engine.dispose()
         self.broker_gauges.close()
+        self.readiness.close()
 
 
 def services(request: Request) -> Services:

@@ -196,6 +196,18 @@ def check_topology(compose: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+def web_shutdown_seconds() -> float:
+    """The longest a `cpn-sync web` takes after SIGTERM: uvicorn's graceful timeout for open
+    requests, then the lifespan's bounded writes and publishes."""
+    from webhooks import inbox, publisher, server
+
+    return float(
+        server.GRACEFUL_SHUTDOWN_SECONDS
+        + inbox.CLOSE_TIMEOUT_SECONDS
+        + publisher.CLOSE_TIMEOUT_SECONDS
+    )
+
+
 def longest_task_time_limit() -> float:
     """The longest hard time limit of any task the worker runs (a task's own, or the app's)."""
     from workers.app import app
@@ -223,7 +235,8 @@ def seconds(duration: str) -> float:
 
 def check_operations(compose: Mapping[str, Any]) -> list[str]:
     """What a deploy and a restart need: a healthcheck for every long-running process of ours,
-    a real init as PID 1, and a worker grace that outlasts its longest task."""
+    a real init as PID 1, a web grace that outlasts its bounded shutdown, and a worker grace
+    that outlasts its longest task."""
     services = compose["services"]
     problems = []
     for name in ("web", "worker", "beat"):
@@ -235,6 +248,12 @@ def check_operations(compose: Mapping[str, Any]) -> list[str]:
     for name in (*APP_SERVICES, "flower"):
         if services.get(name, {}).get("init") is not True:
             problems.append(f"service {name} runs without init: true")
+    web_grace = seconds(services.get("web", {}).get("stop_grace_period", "10s"))
+    if web_grace <= web_shutdown_seconds():
+        problems.append(
+            f"web stop_grace_period {web_grace:g} s is not longer than the web's own shutdown "
+            f"(open requests, then queued rows written and published: {web_shutdown_seconds():g} s)"
+        )
     grace = seconds(services.get("worker", {}).get("stop_grace_period", "10s"))
     if grace < longest_task_time_limit():
         problems.append(

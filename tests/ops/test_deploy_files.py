@@ -184,11 +184,14 @@ class TestTheCheckerNotices:
             worker__healthcheck={"test": ["CMD", "true"]},
             worker__stop_grace_period="1m",
             release__init=None,
+            web__stop_grace_period=None,
         )
         assert checks.check_operations(broken) == [
             "service worker is not checked by cpn-sync worker --healthcheck",
             "service beat has no healthcheck",
             "service release runs without init: true",
+            "web stop_grace_period 10 s is not longer than the web's own shutdown (open requests, "
+            "then queued rows written and published: 30 s)",
             "worker stop_grace_period 60 s is shorter than the longest task time limit (300 s)",
         ]
 

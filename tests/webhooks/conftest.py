@@ -79,9 +79,11 @@ def closed_port_url(scheme: str) -> str:
 
 
 @asynccontextmanager
-async def running_app(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+async def running_app(
+    settings: Settings, *, ready_max_age: float = 1.0
+) -> AsyncIterator[httpx.AsyncClient]:
     """The app in this process, lifespan included; leaving it flushes the publisher."""
-    app = create_app(settings, gauge_max_age=0)
+    app = create_app(settings, gauge_max_age=0, ready_max_age=ready_max_age)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
@@ -217,15 +219,24 @@ def web_server_env(database_url: str, broker_url: str, metrics_dir: Path) -> dic
     return env
 
 
-@pytest.fixture(scope="session")
-def web_server(
-    database_url: str, broker_url: str, tmp_path_factory: pytest.TempPathFactory
+@contextlib.contextmanager
+def serving(
+    database_url: str, broker_url: str, workdir: Path, **settings: str
 ) -> Iterator[WebServer]:
-    workdir = tmp_path_factory.mktemp("web")
+    """A real `cpn-sync web` with these settings added to the environment, until left."""
     env = web_server_env(database_url, broker_url, workdir / "metrics")
+    env.update(settings)
     server = WebServer(env, workdir / "metrics", workdir / "web.log")
     try:
         server.wait_ready()
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def web_server(
+    database_url: str, broker_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WebServer]:
+    with serving(database_url, broker_url, tmp_path_factory.mktemp("web")) as server:
+        yield server

@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import AsyncIterator
 
+import orjson
 import pytest
 import redis
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from cpn_sync.settings import Settings
 from tests.conftest import TEST_WEBHOOK_SECRET
@@ -163,23 +164,72 @@ class TestNotJson:
         assert response.json() == {"error": "not_json", "detail": "body is not UTF-8 text"}
         assert stored(clean_db) == []
 
-    async def test_json_that_postgresql_cannot_store_is_400_and_spares_its_batch(
-        self, settings: Settings, clean_db: Engine, broker: redis.Redis
+
+LONE_SURROGATE = "holds a lone UTF-16 surrogate, which PostgreSQL cannot store"
+TOO_DEEP = "is nested deeper than 1024 levels"
+
+
+class TestContentThatCannotBeStoredAsItIs:
+    """A verified Clerk event is never refused for its content: what JSONB or orjson cannot
+    hold is replaced by a marker and named in `cpn_sync_unstorable`; the rest is kept."""
+
+    @pytest.mark.parametrize(
+        ("raw", "path", "problem"),
+        [
+            (b'"An\\u0000a"', "data.first_name", "holds \\u0000, which PostgreSQL cannot store"),
+            (b"1e400", "data.first_name", "is a number outside the double range"),
+            (b'"\\ud800"', "data.first_name", LONE_SURROGATE),
+            (b"[" * 1100 + b"]" * 1100, "data.first_name" + "[0]" * 1022, TOO_DEEP),
+        ],
+        ids=["nul", "huge-number", "lone-surrogate", "too-deep"],
+    )
+    async def test_is_stored_with_the_value_replaced_and_named_and_spares_its_batch(
+        self,
+        raw: bytes,
+        path: str,
+        problem: str,
+        settings: Settings,
+        clean_db: Engine,
+        broker: redis.Redis,
     ) -> None:
         import asyncio
 
-        poisoned = new_event()
-        poisoned["data"]["first_name"] = "\u0000"
+        hostile = new_event()
+        hostile["data"]["first_name"] = "PLACEHOLDER"
+        hostile["data"]["last_name"] = "Kept"
+        delivery = deliver(orjson.dumps(hostile).replace(b'"PLACEHOLDER"', raw))
         good = [deliver(new_event()) for _ in range(5)]
         async with running_app(settings) as client:
             answers = await asyncio.gather(
-                post(client, deliver(poisoned)), *(post(client, item) for item in good)
+                post(client, delivery), *(post(client, item) for item in good)
             )
-        assert answers[0].status_code == 400
-        assert answers[0].json()["error"] == "not_json"
-        assert [answer.json()["status"] for answer in answers[1:]] == ["accepted"] * 5
-        assert {row.svix_id for row in stored(clean_db)} == {item.svix_id for item in good}
-        assert len(enqueued_ids(broker)) == 5
+        assert [answer.json()["status"] for answer in answers] == ["accepted"] * 6
+        with clean_db.connect() as connection:  # as text: the test engine's json.loads
+            payload = orjson.loads(  # would not read 1024 levels
+                connection.scalar(
+                    text("SELECT payload::text FROM webhook_events WHERE svix_id = :id"),
+                    {"id": delivery.svix_id},
+                )
+            )
+        assert payload["data"]["last_name"] == "Kept"
+        assert payload["data"]["first_name"] == f"<removed by cpn-sync: {problem}>" or (
+            problem.startswith("is nested")
+        )
+        [recorded] = payload["cpn_sync_unstorable"]
+        assert recorded["problem"] == problem
+        assert recorded["path"] == (path if len(path) <= 120 else path[:100] + "...")
+        with clean_db.connect() as connection:
+            assert connection.scalar(text("SELECT count(*) FROM webhook_events")) == 6
+        assert len(enqueued_ids(broker)) == 6
+
+    @pytest.mark.parametrize("body", [b"[1e400]", b'{"object": "event", "data": {"x": 1e400}}'])
+    async def test_a_body_that_is_no_envelope_is_still_400(
+        self, body: bytes, settings: Settings, clean_db: Engine
+    ) -> None:
+        async with running_app(settings) as client:
+            response = await post(client, deliver(body))
+        assert (response.status_code, response.json()["error"]) == (400, "not_clerk_event")
+        assert stored(clean_db) == []
 
 
 class TestNotClerkEnvelope:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -35,6 +35,8 @@ class EventContext:
     # envelope holds no metadata, and the onboarding feature decodes it where a failure fails
     # only the migration (DESIGN.md section 3).
     onboarding: str | None = None
+    # Values in unsafe_metadata that the web replaced to store the event (`cpn_sync.unstorable`).
+    unstorable: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def session(self) -> Session:

@@ -8,6 +8,7 @@ import orjson
 from pydantic import ValidationError
 from sqlalchemy import or_
 
+from cpn_sync import unstorable
 from cpn_sync.clerk import ClerkEvent
 from db.models import EventStatus
 from workers.core.errors import describe_json_error, describe_validation_error
@@ -52,13 +53,18 @@ def dispatch(work: UnitOfWork, event: state.LockedEvent) -> EventOutcome:
         raise PermanentEventError(event.id, reason) from None
     if document is None:
         raise PermanentEventError(event.id, "the payload was redacted before it was applied")
+    problems = unstorable.problems_of(document)
+    if problems:
+        check_unstorable(event.id, problems)
     reason = f"payload does not match a Clerk {event.event_type}: "
     try:
         envelope = ClerkEvent.model_validate(document)
     except ValidationError as error:
         raise PermanentEventError(event.id, reason + describe_validation_error(error)) from error
     try:
-        return handler(EventContext(work, event.id, envelope, event.onboarding))
+        return handler(
+            EventContext(work, event.id, envelope, event.onboarding, unstorable=problems)
+        )
     except ValidationError as error:  # handlers validate `data`
         details = describe_validation_error(error, prefix="data")
         raise PermanentEventError(event.id, reason + details) from error
@@ -77,3 +83,17 @@ def _ignore_deleted_user(work: UnitOfWork, event: state.LockedEvent, clerk_id: s
         work.session, or_(events.clerk_user_id == clerk_id, events.id == event.id)
     )
     return EventOutcome(EventStatus.IGNORED, f"user {clerk_id} was deleted; not applied")
+
+
+def check_unstorable(event_id: int, problems: list[dict[str, str]]) -> None:
+    """Values the web could not store as they were (`cpn_sync.unstorable`): inside
+    `unsafe_metadata` the event is applied without them (only the onboarding migration fails);
+    anywhere else the event fails, naming each."""
+    elsewhere = [
+        problem
+        for problem in problems
+        if not any(unstorable.inside(problem.get("path", ""), where)
+                   for where in unstorable.UNSAFE_METADATA)
+    ]  # fmt: skip
+    if elsewhere:
+        raise PermanentEventError(event_id, "payload: " + unstorable.describe(elsewhere))

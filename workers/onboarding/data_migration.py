@@ -107,8 +107,10 @@ def migrate_session_data(
     user_id: int,
     onboarding: Any,
     today: dt.date | None = None,
+    refused: list[FieldError] | None = None,
 ) -> MigrationOutcome:
-    """Validate `onboarding` and write it for the user, once per `(clerk_id, session_data_id)`.
+    """Validate `onboarding` and write it for the user, once per `(clerk_id, session_data_id)`;
+    `refused` fields fail it whatever they hold.
 
     Idempotent: when a completed (or pending, or rolled back) migration of the same data
     exists, nothing happens. A failed earlier attempt is tried again and its row reused.
@@ -131,6 +133,8 @@ def migrate_session_data(
     record = _Recorder(session, clerk_id, user_id, session_data_id, onboarding, started_at)
     retry_id = earlier[-1].id if earlier else None
     try:
+        if refused:  # values the web had to replace (`cpn_sync.unstorable`): never migrated
+            raise InvalidOnboarding(refused)
         parsed = parse_onboarding(onboarding, today)
         with session.begin_nested():
             migrated = _write(session, clerk_id, user_id, parsed)

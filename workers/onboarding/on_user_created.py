@@ -8,12 +8,27 @@ error propagates, and then the whole event fails and can be replayed.
 
 from __future__ import annotations
 
+from cpn_sync import unstorable
 from cpn_sync.clerk import ClerkUser
 from cpn_sync.task_contract import CPN_RECOMPUTE_USER
 from workers.cpn.requests import request_recompute
 from workers.inbox.context import EventContext
 from workers.onboarding.data_migration import migrate_session_data
-from workers.onboarding.validation import read_onboarding
+from workers.onboarding.validation import FieldError, read_onboarding
+
+ONBOARDING = "data.unsafe_metadata.onboarding"
+
+
+def refused_fields(problems: list[dict[str, str]]) -> list[FieldError]:
+    """The onboarding fields whose values the web could not store: the migration fails on them
+    (a marker in their place must never be migrated as if it were the user's data)."""
+    refused = []
+    for problem in problems:
+        path = problem.get("path", "")
+        if unstorable.inside(path, ONBOARDING):
+            name = "onboarding" + path.removeprefix(ONBOARDING)
+            refused.append(FieldError(name.removeprefix("onboarding."), problem["problem"]))
+    return refused
 
 
 def migrate_onboarding(ctx: EventContext, user_id: int, user: ClerkUser, stored: str) -> None:
@@ -26,7 +41,11 @@ def migrate_onboarding(ctx: EventContext, user_id: int, user: ClerkUser, stored:
     if onboarding is None:
         return
     outcome = migrate_session_data(
-        ctx.session, clerk_id=user.id, user_id=user_id, onboarding=onboarding
+        ctx.session,
+        clerk_id=user.id,
+        user_id=user_id,
+        onboarding=onboarding,
+        refused=refused_fields(ctx.unstorable),
     )
     if outcome.status == "completed":
         ctx.work.after_commit_call(CPN_RECOMPUTE_USER, lambda: request_recompute(user_id))
