@@ -19,7 +19,7 @@ from celery import Task
 from cpn_sync.settings import get_settings
 from cpn_sync.task_contract import VISIBILITY_TIMEOUT
 from workers.core.celery_app import app
-from workers.core.errors import is_transient
+from workers.core.errors import is_transient, without_values
 
 TaskFunction = Callable[..., Any]
 
@@ -55,23 +55,29 @@ def task(
     limit = get_settings().event_max_retries if max_retries is None else max_retries
 
     def register(function: TaskFunction) -> Task[Any, Any]:
-        body: TaskFunction = function
-        if retry_transient:
+        def run(self: Task[Any, Any], *args: Any, **kwargs: Any) -> Any:
+            try:
+                return function(self, *args, **kwargs) if bind else function(*args, **kwargs)
+            except Exception as error:
+                # A database error leaves the task (its retry or failure, which Celery logs and
+                # sends as task events) without the values psycopg's message quotes.
+                safe = without_values(error)
+                retries = self.request.retries
+                if retry_transient and is_transient(error) and retries < (self.max_retries or 0):
+                    raise self.retry(exc=safe, countdown=retry_countdown(retries)) from None
+                if safe is error:
+                    raise
+                raise safe from None
 
-            def body(self: Task[Any, Any], *args: Any, **kwargs: Any) -> Any:
-                try:
-                    return function(self, *args, **kwargs) if bind else function(*args, **kwargs)
-                except Exception as error:
-                    retries = self.request.retries
-                    if not is_transient(error) or retries >= (self.max_retries or 0):
-                        raise
-                    raise self.retry(exc=error, countdown=retry_countdown(retries)) from error
-
-            body.__name__ = body.__qualname__ = function.__name__
-            body.__module__ = function.__module__
-            body.__doc__ = function.__doc__
+        body: TaskFunction = run
+        body.__name__ = body.__qualname__ = function.__name__
+        body.__module__ = function.__module__
+        body.__doc__ = function.__doc__
+        # Always bound: the wrapper needs the task for its retries; `bind` says whether the
+        # function receives it too.
+        bound: bool = True
         declared: Task[Any, Any] = app.task(
-            name=name, bind=bind or retry_transient, max_retries=limit, acks_late=True, **options
+            name=name, bind=bound, max_retries=limit, acks_late=True, **options
         )(body)
         return declared
 

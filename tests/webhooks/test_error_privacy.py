@@ -1,0 +1,60 @@
+"""The web's insert, refused by PostgreSQL with an error that quotes the row (DESIGN.md section
+6): neither the answer nor any log line carries a value of the event."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import redis
+from sqlalchemy import Engine
+
+from cpn_sync.settings import Settings
+from tests.webhooks.conftest import deliver, new_event, post, running_app
+
+pytestmark = pytest.mark.anyio
+
+PERSONAL = re.compile(r"zerlina|quackenbush|privacy-probe", re.I)
+
+REFUSE = """
+CREATE OR REPLACE FUNCTION privacy_probe_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'row refused: "%"', NEW.payload::text
+        USING ERRCODE = TG_ARGV[0], DETAIL = 'Key (payload)=(' || NEW.payload::text || ').';
+END $$;
+CREATE OR REPLACE TRIGGER privacy_probe BEFORE INSERT ON webhook_events
+    FOR EACH ROW EXECUTE FUNCTION privacy_probe_refuse('{sqlstate}');
+"""
+UNDO = """
+DROP TRIGGER IF EXISTS privacy_probe ON webhook_events;
+DROP FUNCTION IF EXISTS privacy_probe_refuse();
+"""
+
+
+@pytest.mark.parametrize("sqlstate", ["40001", "23514"], ids=["retryable", "failing"])
+async def test_a_refused_insert_leaves_no_row_value_in_the_answer_or_the_logs(
+    settings: Settings,
+    clean_db: Engine,
+    broker: redis.Redis,
+    capfd: pytest.CaptureFixture[str],
+    sqlstate: str,
+) -> None:
+    event = new_event("user.created")
+    event["data"]["first_name"] = "Zerlina"
+    event["data"]["last_name"] = "Quackenbush"
+    event["data"]["email_addresses"][0]["email_address"] = "zerlina@privacy-probe.example"
+    with clean_db.begin() as connection:
+        sql = REFUSE.replace("{sqlstate}", sqlstate).replace("%", "%%")
+        connection.exec_driver_sql(sql)
+    try:
+        async with running_app(settings) as client:
+            response = await post(client, deliver(event))
+    finally:
+        with clean_db.begin() as connection:
+            connection.exec_driver_sql(UNDO)
+    output = capfd.readouterr()
+
+    assert response.status_code == 503  # not stored: Clerk delivers it again
+    assert not PERSONAL.findall(response.text)
+    assert not PERSONAL.findall(output.out + output.err)
+    assert "inbox.write_failed" in output.err
