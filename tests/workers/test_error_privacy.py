@@ -12,9 +12,12 @@ exception text), `last_error`, the command's output.
 
 from __future__ import annotations
 
+import json
 import re
+import threading
 import traceback
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from celery import Celery
@@ -108,13 +111,45 @@ def user_with_interaction(engine: Engine, clerk_id: str) -> int:
     return user_id
 
 
+class TaskEvents:
+    """The task events a monitor such as Flower receives, collected in a thread."""
+
+    def __init__(self, app: Celery) -> None:
+        self.app = app
+        self.events: list[dict[str, Any]] = []
+
+    def __enter__(self) -> TaskEvents:
+        self.connection = self.app.connection_for_read()
+        self.receiver = self.app.events.Receiver(
+            self.connection, handlers={"*": self.events.append}
+        )
+        self.thread = threading.Thread(
+            target=self.receiver.capture, kwargs={"limit": None, "timeout": None}, daemon=True
+        )
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.receiver.should_stop = True
+        self.thread.join(10)
+        self.connection.release()
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        return [event for event in self.events if event.get("type") == kind]
+
+
 def test_worker_errors_carry_no_row_values(refusing: Engine, web_publisher: Celery) -> None:
     engine = refusing
     retried = store_event(engine, personal_user_event("user_probe_retry"))
     failing = store_event(engine, personal_user_event("user_probe_fail"))
     cpn_retried = user_with_interaction(engine, "user_probe_cpn_retry")
     cpn_failing = user_with_interaction(engine, "user_probe_cpn_fail")
-    with running(WorkerProcess(concurrency=1, extra_env=QUICK_RETRIES)) as worker:
+    with (
+        running(WorkerProcess(concurrency=1, extra_env=QUICK_RETRIES)) as worker,
+        TaskEvents(web_publisher) as monitor,
+    ):
+        web_publisher.control.enable_events()
+        wait_until(lambda: bool(monitor.of("worker-heartbeat")), 30, "events enabled")
         refuse_with(engine, RETRYABLE)
         web_publisher.send_task(PROCESS_EVENTS, args=[[retried]], ignore_result=True)
         wait_until(lambda: event_row(engine, retried).status == "failed", 60, "retries spent")
@@ -126,10 +161,14 @@ def test_worker_errors_carry_no_row_values(refusing: Engine, web_publisher: Cele
         wait_until(lambda: event_row(engine, failing).status == "failed", 60, "event failed")
         web_publisher.send_task(CPN_RECOMPUTE_USER, args=[cpn_failing], ignore_result=True)
         wait_until(lambda: worker.log.count("raised unexpected") == 2, 60, "cpn failed")
+        wait_until(lambda: len(monitor.of("task-failed")) >= 2, 30, "failure events")
         refuse_with(engine, None)
         output = worker.log
+    task_events = json.dumps(monitor.events)
 
     assert not leaks(output), leaks(output)
+    assert monitor.of("task-retried")  # what Flower shows of a retry: its exception text
+    assert not leaks(task_events), leaks(task_events)
     for event_id in (retried, failing):
         last_error = event_row(engine, event_id).last_error
         assert last_error

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from celery import Task
+from celery.exceptions import Retry
 
 from cpn_sync.settings import get_settings
 from cpn_sync.task_contract import VISIBILITY_TIMEOUT
@@ -35,6 +36,17 @@ def retry_countdown(retries: int, maximum: float | None = None) -> float:
         maximum = get_settings().event_retry_backoff_max_seconds
     ceiling = min(maximum, 2.0**retries, VISIBILITY_TIMEOUT / 4)
     return random.uniform(ceiling / 2, ceiling)
+
+
+def retry_with(task: Task[Any, Any], error: Exception, countdown: float) -> NoReturn:
+    """`task.retry(exc=error)`, raised without the exception being handled as its context:
+    Celery formats the retry's traceback, chain included, into its log line and the
+    `task-retried` event, and the original database error quotes row values."""
+    try:
+        task.retry(exc=error, countdown=countdown)
+    except Retry as retry:
+        raise retry from None
+    raise AssertionError("Task.retry always raises")  # pragma: no cover
 
 
 def task(
@@ -64,7 +76,7 @@ def task(
                 safe = without_values(error)
                 retries = self.request.retries
                 if retry_transient and is_transient(error) and retries < (self.max_retries or 0):
-                    raise self.retry(exc=safe, countdown=retry_countdown(retries)) from None
+                    retry_with(self, safe, retry_countdown(retries))
                 if safe is error:
                     raise
                 raise safe from None
