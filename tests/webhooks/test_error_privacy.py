@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 
 import pytest
@@ -58,3 +59,35 @@ async def test_a_refused_insert_leaves_no_row_value_in_the_answer_or_the_logs(
     assert not PERSONAL.findall(response.text)
     assert not PERSONAL.findall(output.out + output.err)
     assert "inbox.write_failed" in output.err
+
+
+@pytest.mark.parametrize("logger", ["stdlib", "structlog"])
+def test_a_logged_traceback_of_a_database_error_keeps_no_row_value(
+    clean_db: Engine, capfd: pytest.CaptureFixture[str], logger: str
+) -> None:
+    """uvicorn's and Celery's tracebacks (the standard library) and the service's own
+    `log.exception` lines: the frames stay, the messages that quote the row go."""
+    from cpn_sync import logs
+
+    logs.configure("INFO", "json")
+    with clean_db.begin() as connection:
+        connection.exec_driver_sql(
+            "INSERT INTO users (clerk_id, email) "
+            "VALUES ('user_probe', 'zerlina@privacy-probe.example')"
+        )
+    try:
+        with clean_db.begin() as connection:
+            connection.exec_driver_sql(
+                "INSERT INTO users (clerk_id, email) "
+                "VALUES ('user_probe_2', 'zerlina@privacy-probe.example')"
+            )
+    except Exception:
+        if logger == "stdlib":
+            logging.getLogger("uvicorn.error").exception("Exception in ASGI application")
+        else:
+            logs.get_logger("test").exception("request.error")
+    output = capfd.readouterr().err
+
+    assert "Traceback" in output
+    assert "SQLSTATE 23505" in output
+    assert not PERSONAL.findall(output), output
