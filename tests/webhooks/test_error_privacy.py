@@ -5,15 +5,29 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
 
 import pytest
 import redis
 from sqlalchemy import Engine
 
-from cpn_sync.settings import Settings
+from cpn_sync.settings import Settings, get_settings
 from tests.webhooks.conftest import deliver, new_event, post, running_app
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(autouse=True)
+def logging_to_the_session_stream() -> Iterator[None]:
+    """These tests configure logging while `capfd` holds stderr; set up before `capfd`, this
+    is torn down after it and points the logs at the session's stream again (later tests would
+    otherwise write to a closed file)."""
+    yield
+    from cpn_sync import logs
+
+    settings = get_settings()
+    logs.configure(settings.log_level, settings.log_format)
+
 
 PERSONAL = re.compile(r"zerlina|quackenbush|privacy-probe", re.I)
 
