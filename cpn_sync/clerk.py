@@ -36,6 +36,33 @@ def envelope_milliseconds(timestamp: int) -> int:
     return timestamp if timestamp >= MILLISECONDS_FROM else timestamp * 1000
 
 
+# Where an event that is not a `user.*` event names the user it is about, first match wins:
+# `data.user_id` (session.*, email.created, sms.created, organizationInvitation.accepted),
+# `data.public_user_data.user_id` (organizationMembership.*), `data.payer.user_id`
+# (paymentAttempt.*, subscription*.*), `data.created_by` (organization.*). See Clerk's webhook
+# schema, `clerk-openapi/webhooks-2025-04-15.yml`.
+SUBJECT_USER_PATHS: tuple[tuple[str, ...], ...] = (
+    ("user_id",),
+    ("public_user_data", "user_id"),
+    ("payer", "user_id"),
+    ("created_by",),
+)
+
+
+def subject_user_id(event_type: str, data: Any) -> str | None:
+    """The Clerk user an event names, whatever its type (`data.id` of `user.*` events, else
+    the first of SUBJECT_USER_PATHS), or None. The inbox records it, so that `user.deleted`
+    erases every stored payload about the user and the user's events never interleave."""
+    paths = [("id",)] if event_type.startswith("user.") else SUBJECT_USER_PATHS
+    for path in paths:
+        candidate: Any = data
+        for key in path:
+            candidate = candidate.get(key) if isinstance(candidate, dict) else None
+        if isinstance(candidate, str) and 0 < len(candidate) <= MAX_CLERK_ID_LENGTH:
+            return candidate
+    return None  # stored anyway: the worker records why it cannot apply the event
+
+
 EpochMs = Annotated[dt.datetime | None, BeforeValidator(from_epoch_ms)]
 NAME_LENGTH = 100  # users.first_name, users.last_name: varchar(100)
 
@@ -152,16 +179,8 @@ class ClerkEvent(ClerkModel):
 
     @property
     def clerk_user_id(self) -> str | None:
-        """`data.id` of `user.*` events, `data.user_id` of `session.*` events, else none."""
-        if self.type.startswith("user."):
-            candidate = self.data.get("id")
-        elif self.type.startswith("session."):
-            candidate = self.data.get("user_id")
-        else:
-            return None
-        if isinstance(candidate, str) and 0 < len(candidate) <= MAX_CLERK_ID_LENGTH:
-            return candidate
-        return None  # stored anyway: the worker records why it cannot apply the event
+        """The user the event is about (`subject_user_id`)."""
+        return subject_user_id(self.type, self.data)
 
     @property
     def occurred_at_ms(self) -> int | None:

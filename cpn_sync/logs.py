@@ -17,6 +17,8 @@ from typing import Any
 import orjson
 import structlog
 
+from cpn_sync.db_errors import scrub_exc_info
+
 FORBIDDEN_FIELDS = frozenset(
     {
         "email", "email_address", "emails", "first_name", "last_name", "name", "username",
@@ -61,6 +63,7 @@ def configure(level: str = "INFO", fmt: str = "json") -> None:
         processors=[
             *shared,
             structlog.processors.StackInfoRenderer(),
+            scrub_exc_info,
             structlog.processors.format_exc_info,
             renderer,
         ],
@@ -74,6 +77,7 @@ def configure(level: str = "INFO", fmt: str = "json") -> None:
             foreign_pre_chain=[*shared[:1], structlog.stdlib.add_log_level, *shared[2:]],
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                scrub_exc_info,
                 structlog.processors.format_exc_info,
                 renderer,
             ],

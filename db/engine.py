@@ -1,4 +1,9 @@
-"""Engines and sessions. One engine per process; callers own their transactions."""
+"""Engines and sessions. One engine per process; callers own their transactions.
+
+Every engine hides bound parameters from its error messages (`hide_parameters`): an error
+must never carry a row's values (emails, names, IP addresses, share tokens) into a log line,
+a task event or `last_error`.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ def _defaults(options: dict[str, Any]) -> dict[str, Any]:
     levels; psycopg's default, the stdlib's `json.loads`, raises RecursionError near 1000)."""
     options.setdefault("pool_pre_ping", True)
     options.setdefault("json_deserializer", orjson.loads)
+    options["hide_parameters"] = True  # never a choice of the caller
     return options
 
 

@@ -71,6 +71,35 @@ class TestNewEvent:
             None,
         )
 
+    @pytest.mark.parametrize(
+        ("event_type", "data"),
+        [
+            ("email.created", {"id": "ema_1", "user_id": "user_subject"}),
+            ("sms.created", {"id": "sms_1", "user_id": "user_subject"}),
+            (
+                "organizationMembership.created",
+                {"id": "orgmem_1", "public_user_data": {"user_id": "user_subject"}},
+            ),
+            ("paymentAttempt.created", {"id": "pa_1", "payer": {"user_id": "user_subject"}}),
+            ("organization.created", {"id": "org_1", "created_by": "user_subject"}),
+        ],
+    )
+    async def test_event_of_any_type_is_stored_under_the_user_it_names(
+        self,
+        event_type: str,
+        data: dict[str, object],
+        settings: Settings,
+        clean_db: Engine,
+        broker: redis.Redis,
+    ) -> None:
+        """So that `user.deleted` erases every stored payload about the user (DESIGN.md 3)."""
+        event = {"object": "event", "type": event_type, "data": data}
+        async with running_app(settings) as client:
+            response = await post(client, deliver(event))
+        assert response.json()["status"] == "accepted"
+        [row] = stored(clean_db)
+        assert (row.event_type, row.clerk_user_id) == (event_type, "user_subject")
+
     @pytest.mark.parametrize("unit", ["seconds", "milliseconds"])
     async def test_envelope_timestamp_in_seconds_or_milliseconds(
         self, unit: str, settings: Settings, clean_db: Engine, broker: redis.Redis

@@ -171,6 +171,34 @@ async def test_inbox_gauges_report_rows_by_status_and_oldest_received_age(
     assert 90 <= sample("cpn_webhook_inbox_oldest_received_age_seconds") < 600
 
 
+async def test_oldest_failed_and_waiting_events_age_is_exported(
+    settings: Settings, clean_db: Engine, broker: redis.Redis
+) -> None:
+    """Unresolved events keep their payload past the retention: their age must be visible."""
+    async with running_app(settings) as client:
+        for _ in range(3):
+            await post(client, deliver(new_event()))
+        with clean_db.begin() as connection:
+            connection.execute(
+                text(
+                    "UPDATE webhook_events SET status = 'failed', "
+                    "received_at = now() - interval '40 days' "
+                    "WHERE id = (SELECT min(id) FROM webhook_events)"
+                )
+            )
+            connection.execute(
+                text(
+                    "UPDATE webhook_events SET status = 'failed', "
+                    "received_at = now() - interval '2 days' "
+                    "WHERE id = (SELECT max(id) FROM webhook_events)"
+                )
+            )
+        response = await client.get("/metrics")
+    assert 'cpn_inbox_oldest_unresolved_age_seconds{status="waiting"} 0.0' in response.text
+    age = sample("cpn_inbox_oldest_unresolved_age_seconds", status="failed")
+    assert 40 * 86400 <= age < 40 * 86400 + 600
+
+
 async def test_metrics_still_answer_when_the_database_is_down(settings: Settings) -> None:
     no_database = settings.model_copy(update={"database_url": closed_port_url("postgresql")})
     async with running_app(no_database) as client:

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import Engine, insert, select
 
+from cpn_sync.clerk import subject_user_id
 from db.models import WebhookEvent
 from tests.services import SHARED
 
@@ -97,12 +98,7 @@ def session_event(
 
 def clerk_user_id(payload: dict[str, Any]) -> str | None:
     """What the web stores in `clerk_user_id` (DESIGN.md section 2, ingestion issue)."""
-    data = payload.get("data") or {}
-    if payload["type"].startswith("user."):
-        return data.get("id")
-    if payload["type"].startswith("session."):
-        return data.get("user_id")
-    return None
+    return subject_user_id(payload["type"], payload.get("data") or {})
 
 
 def inbox_row(

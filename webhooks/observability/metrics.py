@@ -65,6 +65,14 @@ OLDEST_RECEIVED_AGE = Gauge(
     "Age of the oldest webhook_events row still `received` (0 when none).",
     multiprocess_mode="mostrecent",
 )
+UNRESOLVED_STATUSES = (EventStatus.FAILED, EventStatus.WAITING)
+OLDEST_UNRESOLVED_AGE = Gauge(
+    "cpn_inbox_oldest_unresolved_age_seconds",
+    "Age of the oldest webhook_events row still `failed` or `waiting` (0 when none): its "
+    "payload is kept past the retention until it is replayed, released or its user deleted.",
+    ["status"],
+    multiprocess_mode="mostrecent",
+)
 
 for _reason in Reason:  # every reason shows up from the first scrape, at 0
     REJECTED.labels(reason=_reason.value)
@@ -83,6 +91,14 @@ _COUNT_BY_STATUS = select(WebhookEvent.status, func.count()).group_by(WebhookEve
 _OLDEST_RECEIVED_AGE = select(
     func.coalesce(func.extract("epoch", func.now() - func.min(WebhookEvent.received_at)), 0)
 ).where(WebhookEvent.status == EventStatus.RECEIVED)
+_OLDEST_UNRESOLVED_AGE = (
+    select(
+        WebhookEvent.status,
+        func.extract("epoch", func.now() - func.min(WebhookEvent.received_at)),
+    )
+    .where(WebhookEvent.status.in_(UNRESOLVED_STATUSES))
+    .group_by(WebhookEvent.status)
+)
 
 
 class CachedGauges:
@@ -121,9 +137,14 @@ class InboxGauges(CachedGauges):
                     status: count for status, count in await connection.execute(_COUNT_BY_STATUS)
                 }
                 age = (await connection.execute(_OLDEST_RECEIVED_AGE)).scalar_one()
+                unresolved = {
+                    status: age for status, age in await connection.execute(_OLDEST_UNRESOLVED_AGE)
+                }
         except Exception as error:
             log.warning("metrics.inbox_query_failed", error=type(error).__name__)
             return
         for status in WEBHOOK_EVENT_STATUSES:
             INBOX_EVENTS.labels(status=status).set(counts.get(status, 0))
         OLDEST_RECEIVED_AGE.set(float(age))
+        for status in UNRESOLVED_STATUSES:
+            OLDEST_UNRESOLVED_AGE.labels(status=status).set(float(unresolved.get(status, 0)))

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 import click
 from sqlalchemy import Engine
 
+from cpn_sync.db_errors import describe_database_error, is_database_error
 from cpn_sync.settings import SettingsError, get_settings
 from db.engine import make_engine
 
@@ -17,7 +18,7 @@ from db.engine import make_engine
 @contextmanager
 def command_engine() -> Iterator[Engine]:
     """An engine for one command (`events`, `onboarding`, `cpn`); a missing
-    DATABASE_URL is a one-line error."""
+    DATABASE_URL, or an error of the database, is a one-line error without row values."""
     try:
         url = get_settings().require_database_url()
     except SettingsError as error:
@@ -25,6 +26,12 @@ def command_engine() -> Iterator[Engine]:
     engine = make_engine(url)
     try:
         yield engine
+    except Exception as error:
+        if not is_database_error(error):
+            raise
+        # One line, never a traceback: psycopg's message may quote a row's values.
+        description = describe_database_error(error)
+        raise click.ClickException(f"database error: {description}") from None
     finally:
         engine.dispose()
 

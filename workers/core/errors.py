@@ -15,6 +15,17 @@ from celery.exceptions import SoftTimeLimitExceeded
 from kombu.exceptions import OperationalError as BrokerOperationalError
 from pydantic import ValidationError
 
+from cpn_sync.db_errors import describe_database_error, without_values
+
+__all__ = [
+    "TRANSIENT_ERRORS",
+    "describe_database_error",
+    "describe_validation_error",
+    "is_transient",
+    "is_unique_violation",
+    "without_values",
+]
+
 # Raised by the database or the broker while it is unreachable, restarting, or resolving a
 # conflict between concurrent transactions: the same work may succeed a little later.
 TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
@@ -45,21 +56,6 @@ def describe_validation_error(error: ValidationError, prefix: str | None = None)
         location = ".".join(str(part) for part in path) or "payload"
         parts.append(f"{location}: {item['msg']}")
     return "; ".join(parts)
-
-
-def describe_database_error(error: sqlalchemy.exc.DBAPIError) -> str:
-    """SQLSTATE and constraint or column name: the DETAIL line may quote values, so it is
-    left out."""
-    original = error.orig
-    if not isinstance(original, psycopg.Error) or original.diag is None:
-        return type(error).__name__
-    diag = original.diag
-    words = [f"SQLSTATE {original.sqlstate}"]
-    if diag.constraint_name:
-        words.append(f"constraint {diag.constraint_name}")
-    if diag.column_name:
-        words.append(f"column {diag.column_name}")
-    return " ".join(words)
 
 
 def is_unique_violation(error: sqlalchemy.exc.IntegrityError, constraint: str) -> bool:

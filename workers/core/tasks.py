@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from celery import Task
+from celery.exceptions import Retry
 
 from cpn_sync.settings import get_settings
 from cpn_sync.task_contract import VISIBILITY_TIMEOUT
 from workers.core.celery_app import app
-from workers.core.errors import is_transient
+from workers.core.errors import is_transient, without_values
 
 TaskFunction = Callable[..., Any]
 
@@ -35,6 +36,17 @@ def retry_countdown(retries: int, maximum: float | None = None) -> float:
         maximum = get_settings().event_retry_backoff_max_seconds
     ceiling = min(maximum, 2.0**retries, VISIBILITY_TIMEOUT / 4)
     return random.uniform(ceiling / 2, ceiling)
+
+
+def retry_with(task: Task[Any, Any], error: Exception, countdown: float) -> NoReturn:
+    """`task.retry(exc=error)`, raised without the exception being handled as its context:
+    Celery formats the retry's traceback, chain included, into its log line and the
+    `task-retried` event, and the original database error quotes row values."""
+    try:
+        task.retry(exc=error, countdown=countdown)
+    except Retry as retry:
+        raise retry from None
+    raise AssertionError("Task.retry always raises")  # pragma: no cover
 
 
 def task(
@@ -55,23 +67,29 @@ def task(
     limit = get_settings().event_max_retries if max_retries is None else max_retries
 
     def register(function: TaskFunction) -> Task[Any, Any]:
-        body: TaskFunction = function
-        if retry_transient:
+        def run(self: Task[Any, Any], *args: Any, **kwargs: Any) -> Any:
+            try:
+                return function(self, *args, **kwargs) if bind else function(*args, **kwargs)
+            except Exception as error:
+                # A database error leaves the task (its retry or failure, which Celery logs and
+                # sends as task events) without the values psycopg's message quotes.
+                safe = without_values(error)
+                retries = self.request.retries
+                if retry_transient and is_transient(error) and retries < (self.max_retries or 0):
+                    retry_with(self, safe, retry_countdown(retries))
+                if safe is error:
+                    raise
+                raise safe from None
 
-            def body(self: Task[Any, Any], *args: Any, **kwargs: Any) -> Any:
-                try:
-                    return function(self, *args, **kwargs) if bind else function(*args, **kwargs)
-                except Exception as error:
-                    retries = self.request.retries
-                    if not is_transient(error) or retries >= (self.max_retries or 0):
-                        raise
-                    raise self.retry(exc=error, countdown=retry_countdown(retries)) from error
-
-            body.__name__ = body.__qualname__ = function.__name__
-            body.__module__ = function.__module__
-            body.__doc__ = function.__doc__
+        body: TaskFunction = run
+        body.__name__ = body.__qualname__ = function.__name__
+        body.__module__ = function.__module__
+        body.__doc__ = function.__doc__
+        # Always bound: the wrapper needs the task for its retries; `bind` says whether the
+        # function receives it too.
+        bound: bool = True
         declared: Task[Any, Any] = app.task(
-            name=name, bind=bind or retry_transient, max_retries=limit, acks_late=True, **options
+            name=name, bind=bound, max_retries=limit, acks_late=True, **options
         )(body)
         return declared
 

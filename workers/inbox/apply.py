@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import sqlalchemy.exc
-
+from cpn_sync.db_errors import is_database_error
 from cpn_sync.logs import get_logger
 from workers.core.errors import describe_database_error, is_transient
 from workers.core.unit_of_work import UnitOfWork
@@ -56,7 +55,7 @@ def apply_in_savepoint(work: UnitOfWork, event: state.LockedEvent) -> EventOutco
 def describe_unexpected(event_id: int, error: Exception) -> str:
     """Log an error nobody foresaw (a bug, or a database rejection) and answer the reason to
     record. Database errors are described without their DETAIL line, which may quote values."""
-    if isinstance(error, sqlalchemy.exc.DBAPIError):
+    if is_database_error(error):
         description = describe_database_error(error)
         log.error("event.error", event_id=event_id, error=description)
     else:

@@ -36,13 +36,15 @@ HANDLERS: dict[str, Handler] = {
 def dispatch(work: UnitOfWork, event: state.LockedEvent) -> EventOutcome:
     """Choose and run the handler; answer the outcome or raise PermanentEventError.
 
-    Types without a handler are `ignored`; so is any event of a deleted user (its payload is
-    erased too). The payload (without its metadata, see `state.PAYLOAD_TEXT`) is decoded here,
-    in the event's own attempt, so a text that cannot be decoded fails this event alone. A
-    payload that does not validate fails with the fields named.
+    Types without a handler are `ignored` and their payload is erased at once (the service
+    keeps no personal data it does not use); so is any event of a deleted user. The payload
+    (without its metadata, see `state.PAYLOAD_TEXT`) is decoded here, in the event's own
+    attempt, so a text that cannot be decoded fails this event alone. A payload that does not
+    validate fails with the fields named.
     """
     handler = HANDLERS.get(event.event_type)
     if handler is None:
+        state.redact_event_payload(work.session, event.id)
         return EventOutcome(EventStatus.IGNORED, f"event type {event.event_type} is not handled")
     if event.user_deleted and event.clerk_user_id and event.event_type != "user.deleted":
         return _ignore_deleted_user(work, event, event.clerk_user_id)

@@ -39,6 +39,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Update
 
+from cpn_sync.clerk import MAX_CLERK_ID_LENGTH, SUBJECT_USER_PATHS
 from cpn_sync.task_contract import PROCESS_EVENT
 from db.models import (
     FINAL_EVENT_STATUSES,
@@ -60,14 +61,24 @@ TOMBSTONES = cast(Table, DeletedUser.__table__)
 FINAL_STATUSES = FINAL_EVENT_STATUSES
 OPEN_STATUSES = OPEN_EVENT_STATUSES
 
-# A row the web stored without `clerk_user_id` gets it from the payload: `data.id` of user
-# events, `data.user_id` of session events.
+
+def _clerk_id_at(path: tuple[str, ...]) -> ColumnElement[Any]:
+    """The string at `data.<path>` when it has a Clerk id's length, else NULL."""
+    found = EVENTS.c.payload[("data", *path)]
+    fits = and_(
+        func.jsonb_typeof(found) == "string",
+        func.length(found.astext).between(1, MAX_CLERK_ID_LENGTH),
+    )
+    return case((fits, found.astext), else_=None)
+
+
+# A row the web stored without `clerk_user_id` gets it from the payload, as the web would
+# (`cpn_sync.clerk.subject_user_id`): `data.id` of user events, else the first subject path.
 CLERK_USER_ID: ColumnElement[Any] = func.coalesce(
     EVENTS.c.clerk_user_id,
     case(
-        (EVENTS.c.event_type.like("user.%"), EVENTS.c.payload["data"]["id"].astext),
-        (EVENTS.c.event_type.like("session.%"), EVENTS.c.payload["data"]["user_id"].astext),
-        else_=None,
+        (EVENTS.c.event_type.like("user.%"), _clerk_id_at(("id",))),
+        else_=func.coalesce(*(_clerk_id_at(path) for path in SUBJECT_USER_PATHS)),
     ),
 )
 
@@ -300,7 +311,12 @@ def redact_payloads(session: Session, *conditions: ColumnElement[bool]) -> int:
 
 
 def redact_user_payloads(session: Session, clerk_user_id: str) -> int:
+    """Every stored payload about the user, whatever the event's type."""
     return redact_payloads(session, EVENTS.c.clerk_user_id == clerk_user_id)
+
+
+def redact_event_payload(session: Session, event_id: int) -> int:
+    return redact_payloads(session, EVENTS.c.id == event_id)
 
 
 def stuck_condition(received_after_seconds: int, processing_after_seconds: int) -> Any:

@@ -31,9 +31,9 @@ from cpn_sync.settings import get_settings
 from cpn_sync.task_contract import PROCESS_EVENT, PROCESS_EVENTS
 from db.models import EventStatus
 from workers.core.engine import get_engine, new_session
-from workers.core.errors import TRANSIENT_ERRORS, is_transient
+from workers.core.errors import TRANSIENT_ERRORS, is_transient, without_values
 from workers.core.locks import lock_user, lock_users
-from workers.core.tasks import retry_countdown, task
+from workers.core.tasks import retry_countdown, retry_with, task
 from workers.core.unit_of_work import (
     Publish,
     UnitOfWork,
@@ -202,7 +202,7 @@ def _retry_or_fail(task: Task[Any, Any], event_ids: list[int], error: Exception)
     log.warning(
         "event.retry", event_ids=event_ids, error=kind, retry=retries + 1, countdown=countdown
     )
-    raise task.retry(exc=error, countdown=countdown) from error
+    retry_with(task, without_values(error), countdown)
 
 
 def _record_retries(event_ids: list[int], reason: str) -> None:

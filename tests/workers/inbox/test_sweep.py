@@ -230,8 +230,9 @@ class TestSessionExpiry:
 class TestPayloadRetention:
     def test_payloads_older_than_the_retention_are_redacted(self, engine: Engine) -> None:
         days = get_settings().webhook_retention_days
-        old = store_event(engine, a_user_event("u1"), received_at=ago(days=days, hours=1))
-        new = store_event(engine, a_user_event("u2"), received_at=ago(days=days - 1))
+        old_at, new_at = ago(days=days, hours=1), ago(days=days - 1)
+        old = store_event(engine, a_user_event("u1"), received_at=old_at, status="processed")
+        new = store_event(engine, a_user_event("u2"), received_at=new_at, status="processed")
 
         counts = run_scheduled(REDACT_PAYLOADS, 3600, redact_old_payloads)
 
@@ -242,6 +243,21 @@ class TestPayloadRetention:
         assert old_row.event_type == "user.created"  # the row itself stays
         assert not new_row.erased
         assert new_row.redacted_at is None
+
+    def test_only_applied_events_are_erased(self, engine: Engine) -> None:
+        """A `failed`, `waiting` (or still open) event keeps its payload past the retention:
+        it can still be replayed or released; only `processed` and `ignored` ones are erased."""
+        old = ago(days=get_settings().webhook_retention_days, hours=1)
+        ids = {
+            status: store_event(engine, a_user_event(f"u_{status}"), received_at=old, status=status)
+            for status in ("processed", "ignored", "failed", "waiting", "received", "processing")
+        }
+
+        counts = run_scheduled(REDACT_PAYLOADS, 3600, redact_old_payloads)
+
+        assert counts == {"redacted": 2}
+        erased = {status for status, event_id in ids.items() if event_row(engine, event_id).erased}
+        assert erased == {"processed", "ignored"}
 
 
 def session_for(clerk_id: str) -> dict[str, Any]:
