@@ -194,9 +194,9 @@ class ClerkClient:
         config = self.config
         failures = throttled = 0
         while True:
-            self.limiter.acquire()
             try:
-                response = self._http.get(url, params=params)
+                with self.limiter.request():
+                    response = self._http.get(url, params=params)
             except httpx.TransportError as exc:
                 REQUESTS.labels(status="error").inc()
                 failures += 1

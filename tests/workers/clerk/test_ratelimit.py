@@ -35,23 +35,34 @@ class TestTokenBucket:
         assert [bucket.acquire() for _ in range(3)] == [0, 0, 0]
         assert clock.slept == []
 
-    def test_the_next_token_comes_back_a_window_after_the_first_was_spent(
+    def test_the_next_token_comes_back_a_window_after_the_first_request_finished(
         self, clock: Clock
     ) -> None:
         bucket = TokenBucket(3, 10, clock=clock, sleep=clock.sleep)
-        bucket.acquire()
+        with bucket.request():
+            pass
         clock.now += 4
-        bucket.acquire()
-        bucket.acquire()
+        for _ in range(2):
+            with bucket.request():
+                pass
         assert bucket.acquire() == pytest.approx(6)  # 10 s after the first
+        bucket.release()
         assert bucket.acquire() == pytest.approx(4)  # 10 s after the second
+
+    def test_a_slow_request_holds_its_token_until_it_finished(self, clock: Clock) -> None:
+        """Clerk counts the request when it arrives, up to its answer: a window is counted
+        from the answer, so a slow request's arrival never shares a window with the next."""
+        bucket = TokenBucket(1, 10, clock=clock, sleep=clock.sleep)
+        with bucket.request():
+            clock.now += 15  # the answer takes 15 s
+        assert bucket.acquire() == pytest.approx(10)
 
     def test_never_more_than_capacity_in_any_window(self, clock: Clock) -> None:
         bucket = TokenBucket(5, 10, clock=clock, sleep=clock.sleep)
         taken = []
         for _ in range(40):
-            bucket.acquire()
-            taken.append(clock.now)
+            with bucket.request():
+                taken.append(clock.now)
             clock.now += 0.7
         assert max(sum(1 for t in taken if s <= t < s + 10) for s in taken) <= 5
 
