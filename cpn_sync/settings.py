@@ -101,11 +101,23 @@ class Settings(BaseSettings):
     worker_metrics_port: int = Field(default=9808, ge=0, le=65535)
     canary_interval_seconds: float = Field(default=60, gt=0)
     metrics_token: str | None = Field(default=None, description="Bearer token of /metrics.")
+    # Convergence with Clerk's Backend API (DESIGN.md section 9): off without a secret key.
+    clerk_secret_key: str | None = Field(default=None, description="Clerk sk_ secret key.")
+    clerk_api_url: str = "https://api.clerk.com/v1"
+    clerk_api_rate_limit: int | None = Field(default=None, ge=1)
+    clerk_sync_interval_seconds: int = Field(default=300, ge=10)
+    clerk_reconcile_hour: int = Field(default=4, ge=0, le=23)
+    clerk_reconcile_minute: int = Field(default=37, ge=0, le=59)
 
     @field_validator("database_url")
     @classmethod
     def _psycopg_driver(cls, value: str | None) -> str | None:
         return None if value is None or not value.strip() else normalize_database_url(value)
+
+    @field_validator("clerk_secret_key")
+    @classmethod
+    def _blank_is_unset(cls, value: str | None) -> str | None:
+        return None if value is None or not value.strip() else value.strip()
 
     @field_validator("log_level")
     @classmethod

@@ -9,7 +9,7 @@ from cpn_sync.settings import Settings
 
 QUEUES = ("webhooks", "cpn", "maintenance")
 
-# Task names: `<queue>.<what>`; each is routed explicitly below.
+# Task names: `<queue>.<what>` (`clerk.*`: the maintenance queue); each is routed explicitly below.
 PROCESS_EVENT = "webhooks.process_event"  # args: [webhook_events.id] (sweeper: [id, true])
 # What the web sends: the ids of the events it stored within a few milliseconds, one message
 # for up to EVENT_BATCH_SIZE of them. args: [[webhook_events.id, ...]]
@@ -23,6 +23,10 @@ CPN_RECOMPUTE_ALL = "cpn.recompute_all"
 CPN_SCAN_DIRTY = "cpn.scan_dirty"
 # A user revokes their share links: every result gets a new token. args: [users.id]
 CPN_REVOKE_SHARE = "cpn.revoke_share"
+# Convergence with Clerk's Backend API (DESIGN.md section 9), on the maintenance queue.
+CLERK_BACKFILL = "clerk.backfill"  # `cpn-sync clerk backfill --enqueue`; args: []
+CLERK_SYNC_RECENT = "clerk.sync_recent"
+CLERK_RECONCILE = "clerk.reconcile"
 # One canary per queue: beat sends it, a worker consuming that queue records when it ran.
 WEBHOOKS_CANARY = "webhooks.canary"
 CPN_CANARY = "cpn.canary"
@@ -40,6 +44,9 @@ TASK_QUEUES = {
     CPN_RECOMPUTE_ALL: "cpn",
     CPN_SCAN_DIRTY: "cpn",
     CPN_REVOKE_SHARE: "cpn",
+    CLERK_BACKFILL: "maintenance",
+    CLERK_SYNC_RECENT: "maintenance",
+    CLERK_RECONCILE: "maintenance",
     WEBHOOKS_CANARY: "webhooks",
     CPN_CANARY: "cpn",
     MAINTENANCE_CANARY: "maintenance",

@@ -5,7 +5,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
-import db.models  # noqa: F401  (registers the tables on the metadata)
+import db.clerk_sync
+import db.models  # noqa: F401
 from db.base import Base
 from db.engine import make_engine
 

@@ -7,7 +7,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine
 
-import db.models  # noqa: F401  (registers every table on the metadata)
+import db.clerk_sync
+import db.models  # noqa: F401
 from cpn_sync.settings import libpq_url
 from db.base import Base
 from db.engine import make_engine

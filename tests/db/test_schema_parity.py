@@ -99,6 +99,7 @@ SERVICE_TABLES: dict[str, str] = {
     "webhook_events": "0002: the inbox of verified Clerk deliveries (DESIGN.md section 2)",
     "deleted_users": "0003: tombstones of users deleted in Clerk (DESIGN.md section 3)",
     "scheduled_job_runs": "0003: when each beat job last ran, so two beats never run a tick twice",
+    "clerk_sync_state": "0008: cursor, watermark and last success of each Clerk sync job",
     "user_interaction_changes": "0004: per-user change stamps for the CPN dirty scan",
 }
 

@@ -1,8 +1,8 @@
 """What a Clerk API client is given: the key, the URL, the budget and the retry bounds.
 
-Built from CLERK_SECRET_KEY, CLERK_API_URL and CLERK_API_RATE_LIMIT by whoever wires settings;
-the key is checked for shape here so that a pasted newline or a publishable key fails early
-with a message that names the variable, never the value.
+Built from CLERK_SECRET_KEY, CLERK_API_URL and CLERK_API_RATE_LIMIT (`config_from`); the key
+is checked for shape here so that a pasted newline or a publishable key fails early with a
+message that names the variable, never the value.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Final
 
+from cpn_sync.settings import Settings, SettingsError
 from workers.clerk.errors import KEY_VARIABLE
 
 DEFAULT_API_URL: Final = "https://api.clerk.com/v1"
@@ -47,3 +48,29 @@ class ClerkConfig:
         if self.rate_limit is not None:
             return self.rate_limit
         return 100 if self.secret_key.startswith("sk_test_") else 1000
+
+
+def config_from(settings: Settings) -> ClerkConfig | None:
+    """The client's config from the settings; None when CLERK_SECRET_KEY is unset (the service
+    then reads nothing from Clerk's API). A key of the wrong shape is a SettingsError."""
+    if settings.clerk_secret_key is None:
+        return None
+    try:
+        return ClerkConfig(
+            secret_key=settings.clerk_secret_key,
+            api_url=settings.clerk_api_url,
+            rate_limit=settings.clerk_api_rate_limit,
+        )
+    except ValueError as error:
+        raise SettingsError(str(error)) from None
+
+
+def require_config(settings: Settings) -> ClerkConfig:
+    """`config_from`, for the commands that cannot run without a key."""
+    config = config_from(settings)
+    if config is None:
+        raise SettingsError(
+            f"{KEY_VARIABLE} is not set: reading Clerk's Backend API needs the instance's "
+            "secret key (sk_test_… or sk_live_…)"
+        )
+    return config
