@@ -34,7 +34,7 @@ def test_with_a_key_both_are_scheduled_on_the_maintenance_queue() -> None:
     assert schedule[CLERK_SYNC_RECENT]["schedule"] == 120
     nightly = schedule[CLERK_RECONCILE]["schedule"]
     assert isinstance(nightly, crontab)
-    assert nightly.hour == {5}
+    assert nightly.hour == {5}  # type: ignore[attr-defined]  # set by crontab.__init__
     assert TASK_QUEUES[CLERK_SYNC_RECENT] == TASK_QUEUES[CLERK_RECONCILE] == "maintenance"
 
 
