@@ -13,25 +13,40 @@ from typing import Any
 
 from workers.clerk.api import ClerkClient
 from workers.clerk.snapshots import HELD, AppliedSnapshot, apply_snapshot
-from workers.core.locks import lock_user, lock_users
+from workers.core.locks import lock_users
 from workers.core.unit_of_work import unit_of_work
+from workers.inbox import state
 from workers.users.user_events import erase_user, find_user_id, park_address
+
+ERASED_PER_TRANSACTION = 200
 
 
 def sync_user(client: ClerkClient, clerk_id: str, *, settle: bool = True) -> AppliedSnapshot:
     """Fetch the user and apply it; erase it when Clerk answers 404 (`erased`)."""
     user = client.get_user(clerk_id)
     if user is None:
-        with unit_of_work() as work:
-            lock_user(work.session, clerk_id)
-            user_id = find_user_id(work.session, clerk_id)
-            erase_user(work, clerk_id)
-        return AppliedSnapshot(clerk_id, "erased", user_id)
+        return erase_users([clerk_id])[0]
     with unit_of_work() as work:
         applied = apply_snapshot(work, user)
     if applied.result == "held" and settle:
         return settle_held(client, [user])[0]
     return applied
+
+
+def erase_users(clerk_ids: list[str]) -> list[AppliedSnapshot]:
+    """Erase users Clerk answered 404 for, as `user.deleted` erases them (tombstones
+    included), a few hundred per transaction; their waiting events are released to end."""
+    erased = []
+    for start in range(0, len(clerk_ids), ERASED_PER_TRANSACTION):
+        chunk = sorted(clerk_ids[start : start + ERASED_PER_TRANSACTION])
+        with unit_of_work() as work:
+            lock_users(work.session, chunk)
+            for clerk_id in chunk:
+                user_id = find_user_id(work.session, clerk_id)
+                erase_user(work, clerk_id)
+                erased.append(AppliedSnapshot(clerk_id, "erased", user_id))
+            state.queue_released(work)
+    return erased
 
 
 def settle_held(client: ClerkClient, users: list[dict[str, Any]]) -> list[AppliedSnapshot]:

@@ -13,14 +13,16 @@ users): `max_erasures` raises the bound.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
 
+import orjson
 from sqlalchemy import Connection, text
 
 from cpn_sync.logs import get_logger
 from workers.clerk import sync_state
-from workers.clerk.api import ClerkClient
-from workers.clerk.one_user import settle_held, sync_user
+from workers.clerk.api import MAX_PAGE_SIZE, ClerkClient
+from workers.clerk.one_user import erase_users, settle_held
 from workers.clerk.snapshots import AppliedSnapshot, apply_page
 from workers.clerk.walks import Progress, Report, one_run
 from workers.core.engine import get_engine
@@ -31,14 +33,16 @@ JOB: Final = "reconcile"
 # With no explicit bound, erase at most this share of the stored users (and at least 100).
 ERASE_SHARE = 0.1
 MIN_ERASE_BOUND = 100
+# Lookups in flight at once while confirming: round trips overlap, the budget still holds.
+CONFIRMING_THREADS = 8
 
 _CREATE_SEEN = text(
     "CREATE TEMPORARY TABLE clerk_seen (clerk_id text PRIMARY KEY, updated_at timestamptz) "
     "ON COMMIT PRESERVE ROWS"
 )
 _ADD_SEEN = text(
-    "INSERT INTO clerk_seen SELECT s.clerk_id, to_timestamp(s.ms / 1000.0) "
-    "FROM unnest(CAST(:ids AS text[]), CAST(:updated_ms AS bigint[])) AS s(clerk_id, ms) "
+    "INSERT INTO clerk_seen SELECT s.id, to_timestamp(s.updated_at / 1000.0) "
+    "FROM jsonb_to_recordset(CAST(:users AS jsonb)) AS s(id text, updated_at bigint) "
     "ON CONFLICT (clerk_id) DO UPDATE SET updated_at = excluded.updated_at"
 )
 _UNLISTED = text(
@@ -113,9 +117,8 @@ def drift(report: Report) -> dict[str, int]:
 
 
 def _add_seen(seen: Connection, users: Sequence[dict[str, Any]]) -> None:
-    ids = [user.get("id") for user in users]
-    updated = [user.get("updated_at") for user in users]
-    seen.execute(_ADD_SEEN, {"ids": ids, "updated_ms": updated})
+    listed = [{"id": user.get("id"), "updated_at": user.get("updated_at")} for user in users]
+    seen.execute(_ADD_SEEN, {"users": orjson.dumps(listed).decode()})
     seen.commit()
 
 
@@ -124,5 +127,14 @@ def _default_bound(stored: int) -> int:
 
 
 def _confirm(client: ClerkClient, unlisted: list[str]) -> list[AppliedSnapshot]:
-    """Ask Clerk for each unlisted user: erased on 404, else applied (it came after the walk)."""
-    return [sync_user(client, clerk_id) for clerk_id in unlisted]
+    """Ask Clerk for each unlisted user (a few requests at a time, within the client's one
+    budget): erased on 404, else applied (it came after the walk passed)."""
+    with ThreadPoolExecutor(CONFIRMING_THREADS, thread_name_prefix="clerk-confirm") as pool:
+        answers = list(pool.map(client.get_user, unlisted))
+    gone = [clerk_id for clerk_id, user in zip(unlisted, answers, strict=True) if user is None]
+    applied = erase_users(gone)
+    present = [user for user in answers if user is not None]
+    for start in range(0, len(present), MAX_PAGE_SIZE):
+        with unit_of_work() as work:
+            applied += apply_page(work, present[start : start + MAX_PAGE_SIZE]).applied
+    return applied

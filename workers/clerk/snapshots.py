@@ -99,13 +99,11 @@ def apply_page(
         outcome.applied += [AppliedSnapshot(row["clerk_id"], "held") for row in later]
         return outcome
     lock_users(session, sorted(mapped))
-    written = _write(work, rows)
-    unwritten = [row for row in rows if row["clerk_id"] not in written]
-    found = user_batches.standings(session, unwritten)
+    written, found = _write(work, rows)
     for row in later:  # one at a time: each may hold an address the one before let go
-        written |= _write(work, [row])
-        if row["clerk_id"] not in written:
-            found |= user_batches.standings(session, [row])
+        one_written, one_found = _write(work, [row])
+        written |= one_written
+        found |= one_found
     for clerk_id, change in written.items():
         work.arrived_users.add(clerk_id)
         outcome.applied.append(AppliedSnapshot(clerk_id, change.change, change.user_id))
@@ -137,24 +135,24 @@ def _map(raw: dict[str, Any]) -> _Mapped | AppliedSnapshot:
     return _Mapped(user, row, problems)
 
 
-def _write(work: UnitOfWork, rows: list[dict[str, Any]]) -> dict[str, user_batches.Written]:
+def _write(
+    work: UnitOfWork, rows: list[dict[str, Any]]
+) -> tuple[dict[str, user_batches.Written], dict[str, user_batches.RowStanding]]:
     """The batch in one statement; row by row when a concurrent transaction took an address
     meanwhile (each row in its own savepoint: the others still land)."""
     try:
         with work.savepoint():
             return user_batches.upsert_users(work.session, rows)
-    except Exception as error:
-        if len(rows) == 1 or not isinstance(error, IntegrityError):
-            raise
+    except IntegrityError:
+        if len(rows) == 1:  # taken by a transaction that committed after this one began
+            return {}, {rows[0]["clerk_id"]: user_batches.RowStanding("held")}
     written: dict[str, user_batches.Written] = {}
+    found: dict[str, user_batches.RowStanding] = {}
     for row in rows:
-        try:
-            with work.savepoint():
-                written |= user_batches.upsert_users(work.session, [row])
-        except Exception as error:
-            if not isinstance(error, IntegrityError):
-                raise
-    return written
+        one_written, one_found = _write(work, [row])
+        written |= one_written
+        found |= one_found
+    return written, found
 
 
 def _as_applied(clerk_id: str, found: user_batches.RowStanding) -> AppliedSnapshot:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from sqlalchemy import ColumnElement, Connection, func, text
 from sqlalchemy.orm import Session
 
@@ -41,12 +42,15 @@ def lock_users(session: Session, clerk_ids: list[str]) -> None:
     Callers pass the ids sorted: two tasks that lock overlapping sets then wait on each other
     in one order only, and never deadlock."""
     if clerk_ids:
+        # The ids as one JSON text: a page of 500 Clerk users costs psycopg more to adapt
+        # as an array than PostgreSQL takes to lock them.
         session.execute(
             text(
-                "SELECT pg_advisory_xact_lock(:space, hashtext(name)) "
-                "FROM unnest(CAST(:names AS text[])) name"
+                "SELECT pg_advisory_xact_lock(:space, hashtext(t.name)) "
+                "FROM jsonb_array_elements_text(CAST(:names AS jsonb)) WITH ORDINALITY "
+                "AS t(name, n) ORDER BY t.n"
             ),
-            {"space": USER_KEY_SPACE, "names": clerk_ids},
+            {"space": USER_KEY_SPACE, "names": orjson.dumps(clerk_ids).decode()},
         )
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 import orjson
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.orm import Session
 
 from workers.users.user_events import USER_COLUMNS
@@ -58,8 +58,7 @@ def _current(snapshot: str) -> str:
     )
 
 
-_UPSERT = text(
-    f"WITH {_PROPOSED} "
+_INSERT = (
     f"INSERT INTO users AS u ({_COLUMNS}) SELECT {_COLUMNS} FROM proposed p "
     "WHERE NOT EXISTS (SELECT 1 FROM deleted_users d WHERE d.clerk_id = p.clerk_id) "
     "AND NOT EXISTS (SELECT 1 FROM users h WHERE h.email = p.email AND h.clerk_id <> p.clerk_id) "
@@ -69,15 +68,22 @@ _UPSERT = text(
     + _current("excluded")
     + " RETURNING u.clerk_id, u.id, (u.xmax = 0) AS created"
 )
-_STANDING = text(
-    f"WITH {_PROPOSED} "
-    "SELECT p.clerk_id, "
+# Per proposed row: whether it is tombstoned, the stored row says as much or more, or another
+# user holds its address. Beside the insert, the reads see the table as it was before it.
+_STANDING = (
     "EXISTS (SELECT 1 FROM deleted_users d WHERE d.clerk_id = p.clerk_id) AS deleted, "
-    f"u.id AS user_id, coalesce({_current('p')}, false) AS current, "
+    f"u.id AS stored_id, coalesce({_current('p')}, false) AS current, "
     "(SELECT h.clerk_id FROM users h WHERE h.email = p.email AND h.clerk_id <> p.clerk_id "
     "LIMIT 1) AS holder "
     "FROM proposed p LEFT JOIN users u ON u.clerk_id = p.clerk_id"
 )
+# Write what the rules allow and say why the rest was not written: one round trip a page.
+_UPSERT = text(
+    f"WITH {_PROPOSED}, written AS ({_INSERT}) "
+    f"SELECT p.clerk_id, w.id, w.created, {_STANDING} "
+    "LEFT JOIN written w ON w.clerk_id = p.clerk_id"
+)
+_STANDINGS = text(f"WITH {_PROPOSED} SELECT p.clerk_id, NULL, NULL, {_STANDING}")
 
 Change = Literal["created", "updated"]
 Standing = Literal["deleted", "unchanged", "held", "created", "updated"]
@@ -104,34 +110,42 @@ def _records(rows: Sequence[dict[str, Any]]) -> dict[str, str]:
     return {"rows": orjson.dumps(records).decode()}
 
 
-def upsert_users(session: Session, rows: Sequence[dict[str, Any]]) -> dict[str, Written]:
-    """Write every row that the rules allow, in one statement; answer the written ones by
-    Clerk id. Rows must have distinct Clerk ids and distinct addresses (`distinct_rows`)."""
-    if not rows:
-        return {}
-    result = session.execute(_UPSERT, _records(rows))
-    return {
-        clerk_id: Written(user_id, "created" if created else "updated")
-        for clerk_id, user_id, created in result
-    }
+def upsert_users(
+    session: Session, rows: Sequence[dict[str, Any]]
+) -> tuple[dict[str, Written], dict[str, RowStanding]]:
+    """Write every row that the rules allow, in one statement; answer the written rows, and
+    why each other row was not (`deleted`, `unchanged`, `held`), by Clerk id. Rows must have
+    distinct Clerk ids and distinct addresses (`distinct_rows`)."""
+    return _run(session, _UPSERT, rows)
 
 
 def standings(session: Session, rows: Sequence[dict[str, Any]]) -> dict[str, RowStanding]:
     """For each row, in one query: tombstoned, already current, its address held, or what
     writing it would do (`created` or `updated`)."""
-    if not rows:
-        return {}
+    return _run(session, _STANDINGS, rows)[1]
+
+
+def _run(
+    session: Session, statement: TextClause, rows: Sequence[dict[str, Any]]
+) -> tuple[dict[str, Written], dict[str, RowStanding]]:
+    written: dict[str, Written] = {}
     found: dict[str, RowStanding] = {}
-    for clerk_id, deleted, user_id, current, holder in session.execute(_STANDING, _records(rows)):
-        if deleted:
+    if not rows:
+        return written, found
+    for clerk_id, user_id, created, deleted, stored_id, current, holder in session.execute(
+        statement, _records(rows)
+    ):
+        if user_id is not None:
+            written[clerk_id] = Written(user_id, "created" if created else "updated")
+        elif deleted:
             found[clerk_id] = RowStanding("deleted")
         elif current:
-            found[clerk_id] = RowStanding("unchanged", user_id)
+            found[clerk_id] = RowStanding("unchanged", stored_id)
         elif holder is not None:
-            found[clerk_id] = RowStanding("held", user_id, holder)
+            found[clerk_id] = RowStanding("held", stored_id, holder)
         else:
-            found[clerk_id] = RowStanding("created" if user_id is None else "updated", user_id)
-    return found
+            found[clerk_id] = RowStanding("created" if stored_id is None else "updated", stored_id)
+    return written, found
 
 
 def distinct_rows(
