@@ -17,6 +17,7 @@ from cpn_sync.settings import Settings, SettingsError
 from db.engine import make_async_engine
 from webhooks.deadlines import Deadlines
 from webhooks.inbox import Inbox
+from webhooks.me_sync.config import MeSync
 from webhooks.observability.broker_metrics import BrokerGauges
 from webhooks.observability.metrics import InboxGauges
 from webhooks.observability.readiness import Readiness
@@ -45,6 +46,7 @@ class Services:
     broker_gauges: BrokerGauges
     readiness: Readiness
     deadlines: Deadlines
+    me_sync: MeSync
     pending: PendingRequests = field(default_factory=PendingRequests)
 
     @classmethod
@@ -52,6 +54,7 @@ class Services:
         cls, settings: Settings, *, gauge_max_age: float = 5.0, ready_max_age: float = 1.0
     ) -> Services:
         verifier = SignatureVerifier(settings.webhook_secrets)  # a bad secret fails startup
+        me_sync = MeSync.from_settings(settings)  # and so does a CLERK_JWT_KEY that is no key
         if settings.webhook_inbox_writers >= settings.db_pool_size:
             raise SettingsError(
                 "WEBHOOK_INBOX_WRITERS must be below DB_POOL_SIZE: each writer keeps a "
@@ -83,7 +86,7 @@ class Services:
         deadlines.start()
         return cls(
             settings, engine, verifier, inbox, publisher, gauges, broker_gauges, readiness,
-            deadlines,
+            deadlines, me_sync,
         )  # fmt: skip
 
     async def close(self) -> None:
