@@ -17,7 +17,7 @@ from cpn_sync.settings import Settings, SettingsError
 from db.engine import make_async_engine
 from webhooks.deadlines import Deadlines
 from webhooks.inbox import Inbox
-from webhooks.me_sync.config import MeSync
+from webhooks.me_sync.config import MeSync, token_verifier
 from webhooks.observability.broker_metrics import BrokerGauges
 from webhooks.observability.metrics import InboxGauges
 from webhooks.observability.readiness import Readiness
@@ -54,7 +54,7 @@ class Services:
         cls, settings: Settings, *, gauge_max_age: float = 5.0, ready_max_age: float = 1.0
     ) -> Services:
         verifier = SignatureVerifier(settings.webhook_secrets)  # a bad secret fails startup
-        me_sync = MeSync.from_settings(settings)  # and so does a CLERK_JWT_KEY that is no key
+        token = token_verifier(settings)  # and so does a CLERK_JWT_KEY that is no RSA key
         if settings.webhook_inbox_writers >= settings.db_pool_size:
             raise SettingsError(
                 "WEBHOOK_INBOX_WRITERS must be below DB_POOL_SIZE: each writer keeps a "
@@ -84,6 +84,7 @@ class Services:
         readiness = Readiness(engine, settings, max_age=ready_max_age)
         deadlines = Deadlines()
         deadlines.start()
+        me_sync = MeSync.open(settings, token, engine, APPLICATION_NAME)
         return cls(
             settings, engine, verifier, inbox, publisher, gauges, broker_gauges, readiness,
             deadlines, me_sync,
@@ -92,6 +93,7 @@ class Services:
     async def close(self) -> None:
         """Finish queued writes, then publish what they produced, then close the pool."""
         await self.inbox.close()
+        await self.me_sync.close()
         await self.deadlines.close()
         await asyncio.to_thread(self.publisher.close)
         await self.engine.dispose()

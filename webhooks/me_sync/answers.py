@@ -30,6 +30,8 @@ def answer_of(clerk_id: str, number: int, run: RunOutcome) -> tuple[int, dict[st
         raise SyncError(SyncReason.DELETED_USER, "this user was deleted")
     if run.outcome == "unknown_user":
         raise SyncError(SyncReason.UNKNOWN_USER, "Clerk does not know this user")
+    if run.outcome == "error":
+        raise SyncError(SyncReason.UNAVAILABLE, "the sync failed; try again later", retry_after=5)
     if run.outcome == "user_failed":
         raise SyncError(SyncReason.USER_NOT_STORABLE, run.detail or "the user cannot be stored")
     if run.outcome != "done" or run.user_id is None:  # waiting for the user, Clerk unavailable

@@ -5,12 +5,14 @@ Order of checks: in-flight bound (503), token (401, nothing read or stored), rat
 body (413/408/400), tombstone (404). A known user without onboarding data is answered from one
 read; anything else is stored in `me_sync_requests` first (durable before anything else, one row
 per `(sub, sessionDataId)`), then `webhooks.sync_me` is enqueued and the call waits up to
-SYNC_WAIT_SECONDS for the run, reading the row with a growing pause (2 ms to 100 ms).
+SYNC_WAIT_SECONDS for the run: woken by the run's notification (`notifications`), it reads the
+row back.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any
 
@@ -26,14 +28,14 @@ from webhooks.me_sync import metrics
 from webhooks.me_sync.answers import PENDING, answer_of, user_answer
 from webhooks.me_sync.body import onboarding_of
 from webhooks.me_sync.errors import SyncError, SyncReason
-from webhooks.me_sync.rows import RunOutcome, StoredCall, look_up, read_outcome, store_call
+from webhooks.me_sync.lookups import LookupUnavailableError
+from webhooks.me_sync.notifications import FALLBACK_SECONDS
+from webhooks.me_sync.rows import RunOutcome, StoredCall, read_outcome, store_call
 from webhooks.services import Services, services
 
 log = get_logger(__name__)
 
 RETRY_AFTER_SECONDS = 5
-FIRST_PAUSE_SECONDS = 0.002
-LONGEST_PAUSE_SECONDS = 0.1
 
 
 async def sync_me(request: Request) -> Response:
@@ -81,17 +83,15 @@ async def _sync(request: Request, found: Services) -> tuple[int, dict[str, Any],
         )
         raise SyncError(reason, error.detail) from None
     handed_over = onboarding_of(body)
-    engine = found.engine
     try:
-        known = await look_up(engine, token.user_id)
+        known = await me.lookups.look_up(token.user_id)
         if known.deleted:
             raise SyncError(SyncReason.DELETED_USER, "this user was deleted")
         if handed_over is None and known.user_id is not None:
             return 200, user_answer(token.user_id, known.user_id, "none", []), "none"
         call = await _store(found, token.user_id, handed_over)
-        found.publisher.submit_sync(call.request_id)
-        run = await _wait(found, call, settings.sync_wait_seconds)
-    except (exc.SQLAlchemyError, OSError) as error:
+        run = await _enqueue_and_wait(found, call, settings.sync_wait_seconds)
+    except (exc.SQLAlchemyError, OSError, LookupUnavailableError) as error:
         log.warning("me_sync.database_error", error=type(error).__name__)
         raise SyncError(
             SyncReason.UNAVAILABLE, "the database did not answer", retry_after=RETRY_AFTER_SECONDS
@@ -114,21 +114,24 @@ async def _store(found: Services, clerk_id: str, handed_over: Any) -> StoredCall
         ) from None
 
 
-async def _wait(found: Services, call: StoredCall, seconds: float) -> RunOutcome | None:
+async def _enqueue_and_wait(found: Services, call: StoredCall, seconds: float) -> RunOutcome | None:
     """The run that covered this call, or None when none did within `seconds`."""
     deadline = time.monotonic() + seconds
-    pause = FIRST_PAUSE_SECONDS
-    while True:
-        remaining = deadline - time.monotonic()
-        await asyncio.sleep(max(0.0, min(pause, remaining)))
-        run = await read_outcome(found.engine, call.request_id)
-        if run is None:
-            raise SyncError(SyncReason.DELETED_USER, "this user was deleted")
-        if run.applied >= call.number:
-            return run
-        if remaining <= pause:
-            return None
-        pause = min(pause * 1.5, LONGEST_PAUSE_SECONDS)
+    with found.me_sync.notifications.watching(call.request_id) as woken:
+        found.publisher.submit_sync(call.request_id)
+        while True:
+            remaining = deadline - time.monotonic()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.0, min(remaining, FALLBACK_SECONDS))):
+                    await woken.wait()
+            woken.clear()
+            run = await read_outcome(found.engine, call.request_id)
+            if run is None:
+                raise SyncError(SyncReason.DELETED_USER, "this user was deleted")
+            if run.applied >= call.number:
+                return run
+            if deadline - time.monotonic() <= 0:
+                return None
 
 
 def _rejected(error: SyncError, started: float) -> Response:

@@ -1,5 +1,5 @@
-"""The web's statements on `me_sync_requests` and the user tables: each one self-contained
-(the web's engine runs in autocommit), so a row the web wrote is durable when it returns."""
+"""The web's statements on `me_sync_requests`: each one self-contained (the web's engine runs
+in autocommit), so a call the web stored is durable when `store_call` returns."""
 
 from __future__ import annotations
 
@@ -11,11 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.me_sync import NO_ONBOARDING
 
-# One round trip: the user's row id, and whether the id is tombstoned.
-_LOOK_UP = text(
-    "SELECT (SELECT id FROM users WHERE clerk_id = :sub) AS user_id,"
-    " EXISTS (SELECT 1 FROM deleted_users WHERE clerk_id = :sub) AS deleted"
-)
 # A call again with the same (sub, sessionDataId) reuses the row and is numbered after the
 # earlier ones; the onboarding it brings replaces what a run may already have erased.
 _STORE = text(
@@ -33,12 +28,6 @@ _READ = text(
 
 
 @dataclass(frozen=True, slots=True)
-class KnownUser:
-    user_id: int | None
-    deleted: bool
-
-
-@dataclass(frozen=True, slots=True)
 class StoredCall:
     request_id: int
     number: int  # this call's number among the calls of its row (`requested` after it)
@@ -53,12 +42,6 @@ class RunOutcome:
     detail: str | None
     completed_by: int | None
     user_id: int | None
-
-
-async def look_up(engine: AsyncEngine, clerk_id: str) -> KnownUser:
-    async with engine.connect() as connection:
-        row = (await connection.execute(_LOOK_UP, {"sub": clerk_id})).one()
-    return KnownUser(row.user_id, bool(row.deleted))
 
 
 async def store_call(
