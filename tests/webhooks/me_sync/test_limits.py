@@ -12,7 +12,7 @@ import redis
 from sqlalchemy import Engine
 
 from cpn_sync.settings import Settings
-from tests.webhooks.conftest import running_app, task_messages
+from tests.webhooks.conftest import closed_port_url, running_app, task_messages
 from tests.webhooks.me_sync.conftest import (
     PrivateKey,
     add_user,
@@ -133,3 +133,14 @@ async def test_without_a_worker_the_call_is_stored_enqueued_and_answered_202(
     messages = task_messages(broker)
     assert [message["task"] for message in messages] == ["webhooks.sync_me"] * 2
     assert messages[0]["args"] == messages[1]["args"]
+
+
+async def test_a_database_that_does_not_answer_is_a_503_with_retry_after(
+    me_settings: Settings, signing_key: PrivateKey
+) -> None:
+    settings = me_settings.model_copy(update={"database_url": closed_port_url("postgresql")})
+    async with running_app(settings) as client:
+        response = await call(client, mint(signing_key), onboarding())
+    assert response.status_code == 503
+    assert response.json()["error"] == "unavailable"
+    assert response.headers["retry-after"] == "5"
