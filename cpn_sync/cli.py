@@ -13,6 +13,7 @@ from cpn_sync.backup.dump import backup_command
 from cpn_sync.backup.restore import restore_command
 from cpn_sync.settings import SettingsError, get_settings
 from webhooks.send import send
+from workers.clerk.cli import clerk
 from workers.cpn.cli import cpn
 from workers.inbox.cli import events
 from workers.onboarding.cli import onboarding, sessions
@@ -179,6 +180,7 @@ def dev(only: str) -> None:
     sys.exit(status)
 
 
+main.add_command(clerk)
 main.add_command(cpn)
 main.add_command(send)
 main.add_command(events)

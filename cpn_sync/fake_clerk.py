@@ -30,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from cpn_sync.fake_clerk_queries import QueryError, select_users
+from cpn_sync.fake_clerk_queries import QueryError, count_users, select_users
 from cpn_sync.fake_clerk_users import make_users
 
 DEFAULT_KEY = "sk_test_fake_clerk_local_key"
@@ -174,6 +174,19 @@ def create_app(fake: FakeClerk) -> Starlette:
 
         return await serve(request, answer)
 
+    async def count(request: Request) -> Response:
+        def answer() -> Response:
+            try:
+                with fake._lock:
+                    total = count_users(fake.users, request.query_params)
+            except QueryError as error:
+                message = f"{error.param} {error.message}"
+                return _error(422, error.code, message, param=error.param, detail=error.detail)
+            body = {"object": "total_count", "total_count": total}
+            return Response(orjson.dumps(body), media_type="application/json")
+
+        return await serve(request, answer)
+
     async def get_user(request: Request) -> Response:
         def answer() -> Response:
             with fake._lock:
@@ -188,6 +201,7 @@ def create_app(fake: FakeClerk) -> Starlette:
     return Starlette(
         routes=[
             Route("/v1/users", list_users, methods=["GET"]),
+            Route("/v1/users/count", count, methods=["GET"]),
             Route("/v1/users/{user_id}", get_user, methods=["GET"]),
         ]
     )

@@ -72,6 +72,18 @@ def select_users(users: dict[str, dict[str, Any]], query: QueryParams) -> list[d
     return selected[offset : offset + limit]
 
 
+COUNT_PARAMETERS = ("user_id",)
+
+
+def count_users(users: dict[str, dict[str, Any]], query: QueryParams) -> int:
+    """What `GET /users/count` answers: the users the filter selects (only `user_id` is
+    implemented; the spec's other filters are refused, as for the list)."""
+    for name in query:
+        if name not in COUNT_PARAMETERS:
+            raise QueryError(name, "is not supported by the fake Clerk API", "form_param_unknown")
+    return len(_filtered(users, query))
+
+
 def _filtered(users: dict[str, dict[str, Any]], query: QueryParams) -> list[dict[str, Any]]:
     ids = query.getlist("user_id")
     if not ids:

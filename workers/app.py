@@ -10,6 +10,7 @@ from typing import Any
 
 from cpn_sync.settings import Settings, get_settings
 from workers.canary import tasks as canary_tasks
+from workers.clerk import tasks as clerk_tasks
 from workers.core.celery_app import app
 from workers.core.schedule import guarded_beat_schedule
 from workers.cpn import tasks as cpn_tasks
@@ -18,11 +19,11 @@ from workers.inbox import tasks as inbox_tasks
 from workers.users import expiry
 
 # Importing a feature's task module registers its tasks (scheduled jobs included) on `app`.
-FEATURE_TASKS = (inbox_tasks, sweep, retention, expiry, cpn_tasks, canary_tasks)
+FEATURE_TASKS = (inbox_tasks, sweep, retention, expiry, cpn_tasks, canary_tasks, clerk_tasks)
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
-    """Celery's `beat_schedule`: every guarded job (maintenance and CPN), and the canaries."""
+    """Celery's `beat_schedule`: every guarded job (maintenance, CPN, Clerk), and the canaries."""
     return guarded_beat_schedule(settings) | canary_tasks.beat_schedule(settings)
 
 

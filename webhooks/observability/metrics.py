@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from cpn_sync.logs import get_logger
 from db.models import WEBHOOK_EVENT_STATUSES, EventStatus, WebhookEvent
 from webhooks.errors import Reason
+from webhooks.observability import clerk_sync
 
 log = get_logger(__name__)
 
@@ -124,7 +125,7 @@ class CachedGauges:
 
 
 class InboxGauges(CachedGauges):
-    """The inbox gauges, from the database."""
+    """The gauges read from the database: the inbox's, and the Clerk convergence jobs'."""
 
     def __init__(self, engine: AsyncEngine, *, max_age: float = 5.0, timeout: float = 1.0) -> None:
         super().__init__(max_age=max_age, timeout=timeout)
@@ -140,6 +141,7 @@ class InboxGauges(CachedGauges):
                 unresolved = {
                     status: age for status, age in await connection.execute(_OLDEST_UNRESOLVED_AGE)
                 }
+                await clerk_sync.refresh(connection)
         except Exception as error:
             log.warning("metrics.inbox_query_failed", error=type(error).__name__)
             return

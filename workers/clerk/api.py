@@ -17,6 +17,7 @@ else: not in the config's repr, an error or a log line.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ import httpx
 import orjson
 from prometheus_client import Counter
 
+from cpn_sync import unstorable
 from cpn_sync.logs import get_logger
 from workers.clerk import pages
 from workers.clerk.config import ClerkConfig
@@ -45,6 +47,7 @@ log = get_logger(__name__)
 MAX_PAGE_SIZE: Final = 500  # Clerk's bound for `limit`; above it Clerk answers 422
 USERS: Final = "/users"
 USER: Final = "/users/{user_id}"
+COUNT: Final = "/users/count"
 # Our clock starts a window when a request leaves, Clerk's when it arrives: arrival times
 # spread by network jitter, so a token comes back a little after the window.
 WINDOW_MARGIN_SECONDS: Final = 0.05
@@ -116,6 +119,14 @@ class ClerkClient:
         if not isinstance(body, dict):
             raise ClerkProtocolError("a user that is not a JSON object", path=USER)
         return body
+
+    def count_users(self) -> int:
+        """How many users the instance has (`GET /users/count`): a progress bar's length."""
+        body = self._get(COUNT, COUNT, {})
+        total = body.get("total_count") if isinstance(body, dict) else None
+        if not isinstance(total, int) or isinstance(total, bool) or total < 0:
+            raise ClerkProtocolError("a count that is not a whole number", path=COUNT)
+        return total
 
     def list_users(
         self,
@@ -262,15 +273,42 @@ def _check_page_size(page_size: int) -> None:
         raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
 
 
+# A `\u0000` or a UTF-16 surrogate escape: JSON orjson parses but PostgreSQL cannot store.
+_MAY_BE_UNSTORABLE = re.compile(rb"\\u0000|\\u[dD][89a-fA-F]")
+
+
 def _parse(response: httpx.Response, template: str) -> Any:
+    """The JSON body. Users come as they can be stored: a value PostgreSQL or orjson cannot
+    hold (a `\u0000` in a name, a huge number or deep nesting in `unsafe_metadata`) is
+    replaced and recorded in the user's `cpn_sync_unstorable`, as the web does for an event
+    (`cpn_sync.unstorable`): one user's browser-written metadata never stops a walk."""
+    content = response.content
     try:
-        return orjson.loads(response.content)
+        body = orjson.loads(content)
     except orjson.JSONDecodeError:
-        raise ClerkProtocolError(
-            f"Clerk's answer to GET {template} is not JSON",
-            status=response.status_code,
-            path=template,
-        ) from None
+        try:
+            body = unstorable.tolerant_loads(content.decode())
+        except ValueError:  # UnicodeDecodeError included
+            raise ClerkProtocolError(
+                f"Clerk's answer to GET {template} is not JSON",
+                status=response.status_code,
+                path=template,
+            ) from None
+        return _storable_users(body)
+    return _storable_users(body) if _MAY_BE_UNSTORABLE.search(content) else body
+
+
+def _storable_users(body: Any) -> Any:
+    """A user, or a list of users, each as `make_storable` leaves an event's `data`."""
+    if isinstance(body, list):
+        return [_storable_users(user) for user in body]
+    if not isinstance(body, dict):
+        return body
+    envelope, problems = unstorable.make_storable({"data": body})
+    user = envelope["data"]
+    if problems:
+        user[unstorable.UNSTORABLE_KEY] = problems
+    return user
 
 
 def _last_id(users: list[User]) -> str:

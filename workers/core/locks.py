@@ -1,6 +1,6 @@
 """The one advisory-lock module: PostgreSQL advisory locks, held until the end of the current
-transaction, for Clerk users (events, onboarding import and rollback) and scheduled jobs (the
-schedule guard).
+transaction (a long job's: until released), for Clerk users (events, onboarding import and
+rollback) and scheduled jobs (the schedule guard, the walks over Clerk's users).
 
 Keys use the two-integer form: the first names a key space, the second is `hashtext` of the
 name. A hash collision only serializes two unrelated users or jobs; it never breaks anything.
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, text
+from sqlalchemy import ColumnElement, Connection, func, text
 from sqlalchemy.orm import Session
 
 USER_KEY_SPACE = 1  # events of one Clerk user never interleave
@@ -20,6 +20,8 @@ JOB_KEY_SPACE = 2  # one run of a scheduled job at a time
 
 _LOCK = text("SELECT pg_advisory_xact_lock(:space, hashtext(:name))")
 _TRY_LOCK = text("SELECT pg_try_advisory_xact_lock(:space, hashtext(:name))")
+_TRY_HOLD = text("SELECT pg_try_advisory_lock(:space, hashtext(:name))")
+_RELEASE = text("SELECT pg_advisory_unlock(:space, hashtext(:name))")
 
 
 def user_lock(clerk_id: ColumnElement[Any]) -> ColumnElement[Any]:
@@ -60,6 +62,16 @@ def try_lock_users(session: Session, clerk_ids: list[str]) -> list[bool]:
         {"space": USER_KEY_SPACE, "names": clerk_ids},
     ).scalars()
     return [bool(value) for value in taken]
+
+
+def try_hold_job(connection: Connection, job_name: str) -> bool:
+    """Like `try_lock_job`, for a job that spans many transactions (a walk over every Clerk
+    user): the lock is held by the connection until `release_job` or until it closes."""
+    return bool(connection.execute(_TRY_HOLD, {"space": JOB_KEY_SPACE, "name": job_name}).scalar())
+
+
+def release_job(connection: Connection, job_name: str) -> None:
+    connection.execute(_RELEASE, {"space": JOB_KEY_SPACE, "name": job_name})
 
 
 def try_lock_job(session: Session, job_name: str) -> bool:

@@ -36,8 +36,11 @@ Job = Callable[[UnitOfWork, Publish], dict[str, int]]
 
 Interval = Callable[[Settings], float]
 BeatEntry = Callable[[Settings], dict[str, Any]]
+Enabled = Callable[[Settings], bool]
 # Task name -> its beat entry, from the settings: filled by `scheduled_job` as features load.
 BEAT_ENTRIES: dict[str, BeatEntry] = {}
+# Task name -> whether beat sends it with these settings (absent: always).
+BEAT_CONDITIONS: dict[str, Enabled] = {}
 
 
 def every(task: str, interval: float) -> dict[str, Any]:
@@ -47,8 +50,16 @@ def every(task: str, interval: float) -> dict[str, Any]:
 
 
 def guarded_beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
-    """The beat entries of every job registered with `scheduled_job`."""
-    return {task: entry(settings) for task, entry in BEAT_ENTRIES.items()}
+    """The beat entries of every job registered with `scheduled_job` that these settings enable."""
+    return {
+        task: entry(settings)
+        for task, entry in BEAT_ENTRIES.items()
+        if BEAT_CONDITIONS.get(task, _always)(settings)
+    }
+
+
+def _always(_settings: Settings) -> bool:
+    return True
 
 
 def claim_tick(session: Session, job_name: str, interval_seconds: float) -> bool:
@@ -82,22 +93,28 @@ def run_scheduled(
 
 
 def scheduled_job(
-    task_name: str, interval: Interval, *, entry: BeatEntry | None = None
+    task_name: str,
+    interval: Interval,
+    *,
+    entry: BeatEntry | None = None,
+    enabled: Enabled | None = None,
+    time_limit: int = JOB_TIME_LIMIT,
 ) -> Callable[[Job], Job]:
     """Make the decorated job the task `task_name`, run once per tick under the guard above;
     beat sends it every `interval(settings)` seconds, or as `entry(settings)` says (a crontab;
-    `interval` is then the tick's length for the guard). The job itself is returned unchanged
-    (tests call it)."""
+    `interval` is then the tick's length for the guard), and only when `enabled(settings)`.
+    The job itself is returned unchanged (tests call it)."""
 
     def register(job: Job) -> Job:
         def run_job() -> None:
             run_scheduled(task_name, interval(get_settings()), job)
 
         run_job.__name__ = run_job.__qualname__ = task_name.replace(".", "_")
-        task(
-            task_name, max_retries=0, soft_time_limit=JOB_SOFT_TIME_LIMIT, time_limit=JOB_TIME_LIMIT
-        )(run_job)
+        soft_limit = time_limit - (JOB_TIME_LIMIT - JOB_SOFT_TIME_LIMIT)
+        task(task_name, max_retries=0, soft_time_limit=soft_limit, time_limit=time_limit)(run_job)
         BEAT_ENTRIES[task_name] = entry or (lambda settings: every(task_name, interval(settings)))
+        if enabled is not None:
+            BEAT_CONDITIONS[task_name] = enabled
         return job
 
     return register

@@ -24,6 +24,7 @@ from cpn_sync.clerk import DeletedUser as ClerkDeletedUser
 from db.models import DataMigration, DeletedUser, EventStatus, User
 from workers.core.errors import is_unique_violation
 from workers.core.locks import lock_user
+from workers.core.unit_of_work import UnitOfWork
 from workers.inbox import state
 from workers.inbox.context import PROCESSED, EventContext, EventOutcome
 from workers.inbox.errors import EmailHeldError, PermanentEventError, UserDeletedError
@@ -207,12 +208,9 @@ def _swap_addresses(ctx: EventContext, values: dict[str, Any], holder: str) -> i
     their_values = None if theirs is None else _snapshot_values(theirs.event_type, theirs.payload)
     if their_values is None or their_values["clerk_id"] != holder:
         return None
-    placeholder = hashlib.sha256(holder.encode()).hexdigest() + "@address-exchange.invalid"
     try:
         with session.begin_nested():
-            session.execute(
-                update(USERS).where(USERS.c.clerk_id == holder).values(email=placeholder)
-            )
+            park_address(session, holder)
             user_id = write_user(session, values)
             if user_id is None or write_user(session, their_values) is None:
                 raise _NotExchangedError
@@ -220,6 +218,14 @@ def _swap_addresses(ctx: EventContext, values: dict[str, Any], holder: str) -> i
         return None
     release_waiting_events(ctx, holder)
     return user_id
+
+
+def park_address(session: Session, clerk_id: str) -> None:
+    """Give the user's row a placeholder address for the rest of the transaction, so that
+    another user can take its address first (two users exchanging addresses); the caller
+    writes the user's new address before committing."""
+    placeholder = hashlib.sha256(clerk_id.encode()).hexdigest() + "@address-exchange.invalid"
+    session.execute(update(USERS).where(USERS.c.clerk_id == clerk_id).values(email=placeholder))
 
 
 class _NotExchangedError(Exception):
@@ -258,10 +264,16 @@ def handle_user_upsert(ctx: EventContext) -> EventOutcome:
 
 
 def handle_user_deleted(ctx: EventContext) -> EventOutcome:
+    erase_user(ctx.work, ClerkDeletedUser.model_validate(ctx.envelope.data).id)
+    return PROCESSED
+
+
+def erase_user(work: UnitOfWork, clerk_id: str) -> None:
     """Delete the user (the seed's cascades take profile, interactions, results, sessions),
-    erase what the service keeps elsewhere, and leave a tombstone."""
-    clerk_id = ClerkDeletedUser.model_validate(ctx.envelope.data).id
-    session = ctx.session
+    erase what the service keeps elsewhere, and leave a tombstone: what `user.deleted` does,
+    and what reconciling with Clerk does for a user Clerk no longer has. The caller holds the
+    user's lock."""
+    session = work.session
     session.execute(insert(DeletedUser).values(clerk_id=clerk_id).on_conflict_do_nothing())
     user_ids = select(User.id).where(User.clerk_id == clerk_id).scalar_subquery()
     session.execute(
@@ -272,5 +284,4 @@ def handle_user_deleted(ctx: EventContext) -> EventOutcome:
     session.execute(delete(User).where(User.clerk_id == clerk_id))
     state.redact_user_payloads(session, clerk_id)
     # Events that waited for this user now end as `ignored` (the tombstone decides).
-    release_waiting_events(ctx, clerk_id)
-    return PROCESSED
+    work.arrived_users.add(clerk_id)

@@ -1,0 +1,154 @@
+"""Many user rows in one statement: the versioned upsert of `user_events` for a page of Clerk
+users (backfill, reconciliation, the recent sync), and the one query that says why a row was
+not written.
+
+The rules are those of `user_events.UPSERT_USER`: a tombstoned id is never written, an address
+another user holds is never taken, and Clerk's `updated_at` versions the row. One difference:
+a snapshot equal to the stored row (same `updated_at`, same values) rewrites nothing, so a
+second backfill over unchanged users changes no row (an event may rewrite an equal row; an
+API walk over every user must not).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from workers.users.user_events import USER_COLUMNS
+
+# Each column's array type for `unnest`: one bind parameter per column, whatever the rows.
+_ARRAY_TYPES: Final = {
+    "clerk_id": "text[]",
+    "email": "text[]",
+    "email_verified": "boolean[]",
+    "first_name": "text[]",
+    "last_name": "text[]",
+    "image_url": "text[]",
+    "created_at": "timestamptz[]",
+    "updated_at": "timestamptz[]",
+    "last_sign_in_at": "timestamptz[]",
+}
+assert tuple(_ARRAY_TYPES) == USER_COLUMNS
+
+_COLUMNS = ", ".join(USER_COLUMNS)
+_PROPOSED = (
+    "proposed AS (SELECT * FROM unnest("
+    + ", ".join(f"CAST(:{name} AS {kind})" for name, kind in _ARRAY_TYPES.items())
+    + f") AS p({_COLUMNS}))"
+)
+_VALUES = [name for name in USER_COLUMNS if name not in ("clerk_id", "updated_at")]
+
+
+def _row(alias: str) -> str:
+    return "(" + ", ".join(f"{alias}.{name}" for name in _VALUES) + ")"
+
+
+def _current(snapshot: str) -> str:
+    """The stored row `u` already says what the snapshot says, or something newer."""
+    return (
+        f"(u.updated_at > {snapshot}.updated_at OR (u.updated_at = {snapshot}.updated_at "
+        f"AND {_row('u')} IS NOT DISTINCT FROM {_row(snapshot)}))"
+    )
+
+
+_UPSERT = text(
+    f"WITH {_PROPOSED} "
+    f"INSERT INTO users AS u ({_COLUMNS}) SELECT {_COLUMNS} FROM proposed p "
+    "WHERE NOT EXISTS (SELECT 1 FROM deleted_users d WHERE d.clerk_id = p.clerk_id) "
+    "AND NOT EXISTS (SELECT 1 FROM users h WHERE h.email = p.email AND h.clerk_id <> p.clerk_id) "
+    "ON CONFLICT ON CONSTRAINT unique_clerk_id DO UPDATE SET "
+    + ", ".join(f"{name} = excluded.{name}" for name in USER_COLUMNS if name != "clerk_id")
+    + " WHERE u.updated_at IS NULL OR NOT "
+    + _current("excluded")
+    + " RETURNING u.clerk_id, u.id, (u.xmax = 0) AS created"
+)
+_STANDING = text(
+    f"WITH {_PROPOSED} "
+    "SELECT p.clerk_id, "
+    "EXISTS (SELECT 1 FROM deleted_users d WHERE d.clerk_id = p.clerk_id) AS deleted, "
+    f"u.id AS user_id, coalesce({_current('p')}, false) AS current, "
+    "(SELECT h.clerk_id FROM users h WHERE h.email = p.email AND h.clerk_id <> p.clerk_id "
+    "LIMIT 1) AS holder "
+    "FROM proposed p LEFT JOIN users u ON u.clerk_id = p.clerk_id"
+)
+
+Change = Literal["created", "updated"]
+Standing = Literal["deleted", "unchanged", "held", "created", "updated"]
+
+
+@dataclass(frozen=True)
+class Written:
+    user_id: int
+    change: Change
+
+
+@dataclass(frozen=True)
+class RowStanding:
+    """What writing the row would do now, or why it was not written."""
+
+    standing: Standing
+    user_id: int | None = None
+    holder: str | None = None  # `held`: the Clerk id of the user holding the address
+
+
+def _arrays(rows: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
+    return {name: [row[name] for row in rows] for name in USER_COLUMNS}
+
+
+def upsert_users(session: Session, rows: Sequence[dict[str, Any]]) -> dict[str, Written]:
+    """Write every row that the rules allow, in one statement; answer the written ones by
+    Clerk id. Rows must have distinct Clerk ids and distinct addresses (`distinct_rows`)."""
+    if not rows:
+        return {}
+    result = session.execute(_UPSERT, _arrays(rows))
+    return {
+        clerk_id: Written(user_id, "created" if created else "updated")
+        for clerk_id, user_id, created in result
+    }
+
+
+def standings(session: Session, rows: Sequence[dict[str, Any]]) -> dict[str, RowStanding]:
+    """For each row, in one query: tombstoned, already current, its address held, or what
+    writing it would do (`created` or `updated`)."""
+    if not rows:
+        return {}
+    found: dict[str, RowStanding] = {}
+    for clerk_id, deleted, user_id, current, holder in session.execute(_STANDING, _arrays(rows)):
+        if deleted:
+            found[clerk_id] = RowStanding("deleted")
+        elif current:
+            found[clerk_id] = RowStanding("unchanged", user_id)
+        elif holder is not None:
+            found[clerk_id] = RowStanding("held", user_id, holder)
+        else:
+            found[clerk_id] = RowStanding("created" if user_id is None else "updated", user_id)
+    return found
+
+
+def distinct_rows(
+    rows: Sequence[dict[str, Any]],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Rows one statement can write (one per Clerk id, the newest; one per address), and the
+    rows left for later (a second user with an address already proposed in this batch)."""
+    newest: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        kept = newest.get(row["clerk_id"])
+        if kept is None or _version(row) >= _version(kept):
+            newest[row["clerk_id"]] = row
+    batch: list[dict[str, Any]] = []
+    later: list[dict[str, Any]] = []
+    addresses: set[str] = set()
+    for row in newest.values():
+        (later if row["email"] in addresses else batch).append(row)
+        addresses.add(row["email"])
+    return batch, later
+
+
+def _version(row: dict[str, Any]) -> dt.datetime:
+    version: dt.datetime = row["updated_at"]
+    return version
