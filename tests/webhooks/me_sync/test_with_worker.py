@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from cpn_sync import fake_clerk as fake_clerk_server
 from cpn_sync.fake_clerk import FakeClerk, RunningFake
+from cpn_sync.fake_clerk_users import make_user
 from cpn_sync.settings import Settings
 from db.models import DeletedUser, User, WebhookEvent
 from tests.conftest import TEST_WEBHOOK_SECRET
@@ -161,6 +163,30 @@ async def test_bad_fields_fail_the_migration_each_named_and_nothing_is_written(
         "interactions": 0,
         "migrations": ["failed"],
     }
+
+
+async def test_a_user_only_clerk_knows_becomes_a_row_through_the_call_alone(
+    web_settings: Settings, me_tables: Engine, signing_key: PrivateKey, fake_clerk: RunningFake
+) -> None:
+    clerk_user = make_user(1, seed=uuid.uuid4().int % 1_000_000)
+    clerk_user["unsafe_metadata"] = {}
+    clerk_id = clerk_user["id"]
+    fake_clerk.fake.add_user(clerk_user)
+    data = onboarding()
+    async with running_app(web_settings) as client:
+        answer = await call(client, mint(signing_key, clerk_id), body(data))
+        again = await call(client, mint(signing_key, clerk_id))
+    with Session(me_tables) as session:
+        user = session.scalars(select(User).where(User.clerk_id == clerk_id)).one()
+    assert answer.json() == {
+        "user": {"clerk_id": clerk_id, "id": user.id},
+        "onboarding": {"status": "completed", "errors": []},
+    }
+    assert user.email == clerk_user["email_addresses"][0]["email_address"]
+    assert again.json()["user"] == {"clerk_id": clerk_id, "id": user.id}
+    assert rows(me_tables, clerk_id) == ONCE
+    fetched = [r for r in fake_clerk.fake.recorded() if r.path == f"/v1/users/{clerk_id}"]
+    assert len(fetched) == 1  # the second call found the row
 
 
 async def test_a_user_clerk_does_not_know_is_404_and_nothing_is_stored(
