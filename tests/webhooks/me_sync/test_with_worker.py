@@ -32,6 +32,7 @@ from tests.webhooks.me_sync.conftest import (
     mint,
     new_clerk_id,
     public_pem,
+    stored_calls,
 )
 from tests.worker_process import WorkerProcess
 from tests.workers.conftest import purge_queues, running, wait_until
@@ -213,7 +214,11 @@ async def test_a_deleted_user_is_404_and_never_comes_back(
     clerk_id = new_clerk_id()
     add_user(me_tables, clerk_id)
     async with running_app(web_settings) as client:
+        before = await call(client, mint(signing_key, clerk_id), body(onboarding()))
+        assert status_of(before) == "completed"
+        assert stored_calls(me_tables) == 1
         await deliver_and_wait(client, me_tables, deleted_event(clerk_id))
+        assert stored_calls(me_tables) == 0  # erased with the user
         without = await call(client, mint(signing_key, clerk_id))
         with_data = await call(client, mint(signing_key, clerk_id), body(onboarding()))
     for answer in (without, with_data):
