@@ -30,7 +30,13 @@ from webhooks.me_sync.body import onboarding_of
 from webhooks.me_sync.errors import SyncError, SyncReason
 from webhooks.me_sync.lookups import LookupUnavailableError
 from webhooks.me_sync.notifications import FALLBACK_SECONDS
-from webhooks.me_sync.rows import RunOutcome, StoredCall, read_outcome, store_call
+from webhooks.me_sync.rows import (
+    RunOutcome,
+    StoredCall,
+    forget_unknown_user,
+    read_outcome,
+    store_call,
+)
 from webhooks.services import Services, services
 
 log = get_logger(__name__)
@@ -91,6 +97,8 @@ async def _sync(request: Request, found: Services) -> tuple[int, dict[str, Any],
             return 200, user_answer(token.user_id, known.user_id, "none", []), "none"
         call = await _store(found, token.user_id, handed_over)
         run = await _enqueue_and_wait(found, call, settings.sync_wait_seconds)
+        if run is not None and run.outcome == "unknown_user":
+            await forget_unknown_user(found.engine, call.request_id)
     except (exc.SQLAlchemyError, OSError, LookupUnavailableError) as error:
         log.warning("me_sync.database_error", error=type(error).__name__)
         raise SyncError(

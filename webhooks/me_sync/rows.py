@@ -27,6 +27,14 @@ _READ = text(
 )
 
 
+# Clerk does not know the user: nothing about it stays, the call's row included (unless a
+# newer call of the same row is still to be answered).
+_FORGET = text(
+    "DELETE FROM me_sync_requests"
+    " WHERE id = :id AND outcome = 'unknown_user' AND applied >= requested"
+)
+
+
 @dataclass(frozen=True, slots=True)
 class StoredCall:
     request_id: int
@@ -73,3 +81,8 @@ async def read_outcome(engine: AsyncEngine, request_id: int) -> RunOutcome | Non
         row.completed_by,
         row.user_id,
     )
+
+
+async def forget_unknown_user(engine: AsyncEngine, request_id: int) -> None:
+    async with engine.connect() as connection:
+        await connection.execute(_FORGET, {"id": request_id})

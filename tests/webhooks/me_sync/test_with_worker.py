@@ -206,6 +206,7 @@ async def test_a_user_clerk_does_not_know_is_404_and_nothing_is_stored(
     }
     with Session(me_tables) as session:
         assert session.scalar(select(func.count()).select_from(DeletedUser)) == 0
+    assert stored_calls(me_tables) == 0  # not even the call
 
 
 async def test_a_deleted_user_is_404_and_never_comes_back(
