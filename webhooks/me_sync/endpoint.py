@@ -26,7 +26,7 @@ from webhooks.body import read_limited_body
 from webhooks.errors import Reason, RejectionError
 from webhooks.me_sync import metrics
 from webhooks.me_sync.answers import PENDING, answer_of, user_answer
-from webhooks.me_sync.body import onboarding_of
+from webhooks.me_sync.body import HandedOver, onboarding_of
 from webhooks.me_sync.errors import SyncError, SyncReason
 from webhooks.me_sync.lookups import LookupUnavailableError
 from webhooks.me_sync.notifications import FALLBACK_SECONDS
@@ -111,7 +111,7 @@ async def _sync(request: Request, found: Services) -> tuple[int, dict[str, Any],
     return status, content, outcome
 
 
-async def _store(found: Services, clerk_id: str, handed_over: Any) -> StoredCall:
+async def _store(found: Services, clerk_id: str, handed_over: HandedOver | None) -> StoredCall:
     key = None if handed_over is None else handed_over.key
     data = None if handed_over is None else handed_over.json
     try:

@@ -62,7 +62,13 @@ async def test_a_body_that_does_not_arrive_in_time_is_a_408(
 
 @pytest.mark.parametrize(
     ("body", "reason"),
-    [(b"{not json", "not_json"), (b"[1, 2]", "bad_body"), (b'{"onboarding": 3}', "bad_body")],
+    [
+        (b"{not json", "not_json"),
+        (b"[1, 2]", "bad_body"),
+        (b'{"onboarding": 3}', "bad_body"),
+        (b'{"onboarding": {"notes": "a\\u0000b"}}', "bad_body"),  # JSONB cannot hold it
+        (b'{"onboarding": ' + b'{"a": ' * 300 + b"1" + b"}" * 301, "bad_body"),  # too deep
+    ],
 )
 async def test_a_body_of_the_wrong_shape_is_a_400(
     me_settings: Settings, me_tables: Engine, signing_key: PrivateKey, body: bytes, reason: str
