@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
+from cpn_sync.clerk import ClerkUser
 from cpn_sync.logs import get_logger
 from cpn_sync.settings import get_settings
 from cpn_sync.task_contract import CPN_RECOMPUTE_USER
@@ -27,7 +28,7 @@ from workers.core.locks import lock_user
 from workers.core.unit_of_work import UnitOfWork, unit_of_work
 from workers.cpn.requests import request_recompute
 from workers.me_sync.clerk_fetch import clerk_client, fetch_user
-from workers.onboarding.data_migration import migrate_session_data
+from workers.onboarding.data_migration import migrate_session_data, session_data_id_of
 from workers.onboarding.validation import read_onboarding
 from workers.users.user_events import find_user_id, is_deleted
 
@@ -63,65 +64,90 @@ def run_call(request_id: int, retries: int = 0) -> WaitForUser | None:
 
 
 def _run(work: UnitOfWork, request_id: int, row: Any, retries: int) -> WaitForUser | None:
-    session = work.session
-    clerk_id: str = row.clerk_id
-    finish = _Finisher(session, request_id, row.requested)
-    if is_deleted(session, clerk_id):
-        finish("deleted", erase=True)
-        return None
-    user_id = find_user_id(session, clerk_id)
-    if user_id is None:
-        client = clerk_client()
-        if client is None:
-            if row.age < get_settings().sync_wait_seconds:
-                return WaitForUser(min(0.5, 0.05 * 2**retries))
-            finish("waiting")
-            return None
-        try:
-            fetched = fetch_user(client, clerk_id)
-        except ClerkAPIError as error:
-            log.warning(
-                "me_sync.clerk_unavailable", request_id=request_id, error=type(error).__name__
-            )
-            finish("clerk_unavailable", detail=type(error).__name__)
-            return None
-        if fetched is None:
-            finish("unknown_user", erase=True)
-            return None
-        applied = apply_snapshot(work, fetched)
-        if applied.result == "held":
-            # Another stored user holds the address (an ordering problem that the webhook or
-            # `clerk sync-user` settles); the holder is not the caller's to know.
-            finish("waiting", detail="the email address is held by another stored user")
-            return None
-        if applied.result == "deleted":
-            finish("deleted", erase=True)
-            return None
-        if applied.user_id is None:
-            finish("user_failed", detail=applied.reason, erase=True)
-            return None
-        user_id = applied.user_id
+    finish = _Finisher(work.session, request_id, row.requested)
+    stored = _ensure_user(work, request_id, row, retries, finish)
+    if not isinstance(stored, _Stored):
+        return stored
     if row.onboarding is None:
-        finish("done", user_id=user_id, onboarding_status="none")
+        finish("done", user_id=stored.user_id, onboarding_status="none")
         return None
     outcome = migrate_session_data(
-        session, clerk_id=clerk_id, user_id=user_id, onboarding=read_onboarding(row.onboarding)
+        work.session,
+        clerk_id=row.clerk_id,
+        user_id=stored.user_id,
+        onboarding=read_onboarding(row.onboarding),
     )
+    status = outcome.status
+    if status == "skipped" and outcome.session_data_id == stored.migrated_now:
+        status = "completed"  # the same data, migrated from Clerk's snapshot by this very run
     completed_by = row.completed_by
-    if outcome.status == "completed":
+    if status == "completed":
         completed_by = row.applied + 1  # the first call this run covers is the one that did it
-        found = user_id
+    if outcome.status == "completed":
+        found = stored.user_id
         work.after_commit_call(CPN_RECOMPUTE_USER, lambda: request_recompute(found))
     errors = [{"field": error.field, "message": error.reason} for error in outcome.errors]
     finish(
         "done",
-        user_id=user_id,
-        onboarding_status=outcome.status,
+        user_id=stored.user_id,
+        onboarding_status=status,
         errors=errors or None,
         completed_by=completed_by,
         erase=True,
     )
     return None
+
+
+@dataclass(frozen=True)
+class _Stored:
+    user_id: int
+    # The sessionDataId whose migration Clerk's snapshot completed in this run, if any.
+    migrated_now: str | None = None
+
+
+def _ensure_user(
+    work: UnitOfWork, request_id: int, row: Any, retries: int, finish: _Finisher
+) -> _Stored | WaitForUser | None:
+    """The stored user; else the run is finished (None) or must look again (`WaitForUser`)."""
+    session = work.session
+    clerk_id: str = row.clerk_id
+    if is_deleted(session, clerk_id):
+        finish("deleted", erase=True)
+        return None
+    user_id = find_user_id(session, clerk_id)
+    if user_id is not None:
+        return _Stored(user_id)
+    client = clerk_client()
+    if client is None:
+        if row.age < get_settings().sync_wait_seconds:
+            return WaitForUser(min(0.5, 0.05 * 2**retries))
+        finish("waiting")
+        return None
+    try:
+        fetched = fetch_user(client, clerk_id)
+    except ClerkAPIError as error:
+        log.warning("me_sync.clerk_unavailable", request_id=request_id, error=type(error).__name__)
+        finish("clerk_unavailable", detail=type(error).__name__)
+        return None
+    if fetched is None:
+        finish("unknown_user", erase=True)
+        return None
+    applied = apply_snapshot(work, fetched)
+    if applied.result == "held":
+        # Another stored user holds the address (an ordering problem that the webhook or
+        # `clerk sync-user` settles); the holder is not the caller's to know.
+        finish("waiting", detail="the email address is held by another stored user")
+        return None
+    if applied.result == "deleted":
+        finish("deleted", erase=True)
+        return None
+    if applied.user_id is None:
+        finish("user_failed", detail=applied.reason, erase=True)
+        return None
+    migrated_now = None
+    if applied.onboarding == "completed":
+        migrated_now = session_data_id_of(ClerkUser.model_validate(fetched).onboarding)
+    return _Stored(applied.user_id, migrated_now)
 
 
 @dataclass(frozen=True)

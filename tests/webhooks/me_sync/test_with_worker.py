@@ -190,6 +190,33 @@ async def test_a_user_only_clerk_knows_becomes_a_row_through_the_call_alone(
     assert len(fetched) == 1  # the second call found the row
 
 
+async def test_the_same_onboarding_in_clerks_metadata_and_the_call_is_completed_once(
+    web_settings: Settings, me_tables: Engine, signing_key: PrivateKey, fake_clerk: RunningFake
+) -> None:
+    clerk_user = make_user(2, seed=uuid.uuid4().int % 1_000_000)
+    data = onboarding()
+    clerk_user["unsafe_metadata"] = {"onboarding": data}
+    fake_clerk.fake.add_user(clerk_user)
+    async with running_app(web_settings) as client:
+        answer = await call(client, mint(signing_key, clerk_user["id"]), body(data))
+    assert status_of(answer) == "completed"  # this call's run did it, from either copy
+    assert rows(me_tables, clerk_user["id"]) == ONCE
+
+
+async def test_a_user_clerk_has_without_an_email_address_is_422_and_not_stored(
+    web_settings: Settings, me_tables: Engine, signing_key: PrivateKey, fake_clerk: RunningFake
+) -> None:
+    clerk_user = make_user(3, seed=uuid.uuid4().int % 1_000_000)
+    clerk_user.update(email_addresses=[], primary_email_address_id=None)
+    fake_clerk.fake.add_user(clerk_user)
+    async with running_app(web_settings) as client:
+        answer = await call(client, mint(signing_key, clerk_user["id"]), body(onboarding()))
+    assert answer.status_code == 422
+    assert answer.json()["error"] == "user_not_storable"
+    assert "email" in answer.json()["detail"]
+    assert rows(me_tables, clerk_user["id"])["user"] is False
+
+
 async def test_a_user_clerk_does_not_know_is_404_and_nothing_is_stored(
     web_settings: Settings, me_tables: Engine, signing_key: PrivateKey
 ) -> None:
