@@ -3,6 +3,7 @@ they drive and are registered here."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -126,7 +127,14 @@ def beat(healthcheck: bool) -> None:
     show_default=True,
     help="Procfile process types to run, comma-separated.",
 )
-def dev(only: str) -> None:
+@click.option(
+    "--fake-clerk",
+    "fake_users",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="Serve a fake Clerk Backend API with N generated users and point CLERK_* at it.",
+)
+def dev(only: str, fake_users: int | None) -> None:
     """Run the service locally in the foreground (what `make run` calls).
 
     Without DATABASE_URL / REDIS_URL it starts an embedded PostgreSQL and Redis under
@@ -140,7 +148,14 @@ def dev(only: str) -> None:
     env = dict(os.environ)
     redis: local.RedisServer | None = None
     pg_handle = None
+    fake_clerk = contextlib.ExitStack()
     try:
+        if fake_users is not None:
+            from cpn_sync.fake_clerk import DEFAULT_KEY, FakeClerk, running
+
+            fake = fake_clerk.enter_context(running(FakeClerk.seeded(fake_users)))
+            env.update(CLERK_SECRET_KEY=DEFAULT_KEY, CLERK_API_URL=fake.api_url)
+            click.echo(f"fake Clerk API: {fake.api_url} ({fake_users} generated users)")
         if settings.database_url:
             database_url = settings.database_url
         else:
@@ -171,6 +186,7 @@ def dev(only: str) -> None:
     except local.LocalServiceError as error:
         raise click.ClickException(str(error)) from None
     finally:
+        fake_clerk.close()
         if redis is not None:
             redis.stop()
         if pg_handle is not None:
@@ -180,6 +196,7 @@ def dev(only: str) -> None:
     sys.exit(status)
 
 
+main.add_command(clerk)
 main.add_command(clerk)
 main.add_command(cpn)
 main.add_command(send)

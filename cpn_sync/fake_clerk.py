@@ -253,7 +253,11 @@ def running(fake: FakeClerk, port: int = 0) -> Iterator[RunningFake]:
         sock.close()
 
 
-def serve_forever(users: int, port: int, **options: Any) -> None:
-    """Serve `users` generated users on 127.0.0.1:`port` until interrupted (a dev command)."""
+def serve_forever(users: int, port: int, *, onboarding: bool = True, **options: Any) -> None:
+    """Serve `users` generated users on 127.0.0.1:`port` until interrupted (`cpn-sync dev
+    --fake-clerk`, benchmarks); without `onboarding`, no user carries session-storage data."""
     fake = FakeClerk.seeded(users, **options)
+    if not onboarding:
+        for user in fake.users.values():
+            user["unsafe_metadata"] = {}
     uvicorn.run(create_app(fake), host="127.0.0.1", port=port, log_level="warning")

@@ -44,7 +44,7 @@ def backfill(
             held_ids = {item.clerk_id for item in outcome.held()}
             held += [user for user in page.users if user.get("id") in held_ids]
             report.add([item for item in outcome.applied if item.result != "held"])
-            report.pages += 1
+            report.pages += bool(page.users)
             report.users += len(page.users)
             if progress is not None:
                 progress(len(page.users))

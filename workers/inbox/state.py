@@ -21,6 +21,7 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Select,
+    String,
     Table,
     and_,
     any_,
@@ -282,19 +283,21 @@ def record_failure(session: Session, event_id: int, reason: str, *, count_attemp
     return result.first() is not None
 
 
+# One array parameter, not an IN list: a page of Clerk users arrives 500 at a time.
+_ARRIVED = bindparam("users", type_=ARRAY(String))
+_RELEASED = select(EVENTS.c.id).where(
+    or_(EVENTS.c.clerk_user_id == any_(_ARRIVED), EVENTS.c.waiting_for == any_(_ARRIVED)),
+    EVENTS.c.status == EventStatus.WAITING,
+)
+
+
 def queue_released(work: UnitOfWork) -> None:
     """Send again, after the commit, every `waiting` event of the users this transaction
     stored (or deleted), and every event waiting for one of them to give up an email address:
     one query for the whole transaction."""
     if not work.arrived_users:
         return
-    users = sorted(work.arrived_users)
-    released = work.session.scalars(
-        select(EVENTS.c.id).where(
-            or_(EVENTS.c.clerk_user_id.in_(users), EVENTS.c.waiting_for.in_(users)),
-            EVENTS.c.status == EventStatus.WAITING,
-        )
-    ).all()
+    released = work.session.scalars(_RELEASED, {"users": sorted(work.arrived_users)}).all()
     for event_id in released:
         work.after_commit(PROCESS_EVENT, [event_id])
 

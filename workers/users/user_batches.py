@@ -16,30 +16,32 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+import orjson
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from workers.users.user_events import USER_COLUMNS
 
-# Each column's array type for `unnest`: one bind parameter per column, whatever the rows.
-_ARRAY_TYPES: Final = {
-    "clerk_id": "text[]",
-    "email": "text[]",
-    "email_verified": "boolean[]",
-    "first_name": "text[]",
-    "last_name": "text[]",
-    "image_url": "text[]",
-    "created_at": "timestamptz[]",
-    "updated_at": "timestamptz[]",
-    "last_sign_in_at": "timestamptz[]",
+# Each column's SQL type in the page's JSON records: the page is one JSON parameter, which
+# psycopg sends as it is (nine arrays of 500 values each cost more to adapt than to run).
+_RECORD_TYPES: Final = {
+    "clerk_id": "text",
+    "email": "text",
+    "email_verified": "boolean",
+    "first_name": "text",
+    "last_name": "text",
+    "image_url": "text",
+    "created_at": "timestamptz",
+    "updated_at": "timestamptz",
+    "last_sign_in_at": "timestamptz",
 }
-assert tuple(_ARRAY_TYPES) == USER_COLUMNS
+assert tuple(_RECORD_TYPES) == USER_COLUMNS
 
 _COLUMNS = ", ".join(USER_COLUMNS)
 _PROPOSED = (
-    "proposed AS (SELECT * FROM unnest("
-    + ", ".join(f"CAST(:{name} AS {kind})" for name, kind in _ARRAY_TYPES.items())
-    + f") AS p({_COLUMNS}))"
+    "proposed AS (SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS p("
+    + ", ".join(f"{name} {kind}" for name, kind in _RECORD_TYPES.items())
+    + "))"
 )
 _VALUES = [name for name in USER_COLUMNS if name not in ("clerk_id", "updated_at")]
 
@@ -96,8 +98,10 @@ class RowStanding:
     holder: str | None = None  # `held`: the Clerk id of the user holding the address
 
 
-def _arrays(rows: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
-    return {name: [row[name] for row in rows] for name in USER_COLUMNS}
+def _records(rows: Sequence[dict[str, Any]]) -> dict[str, str]:
+    """The rows as one JSON text (times in RFC 3339, which `timestamptz` reads exactly)."""
+    records = [{name: row[name] for name in USER_COLUMNS} for row in rows]
+    return {"rows": orjson.dumps(records).decode()}
 
 
 def upsert_users(session: Session, rows: Sequence[dict[str, Any]]) -> dict[str, Written]:
@@ -105,7 +109,7 @@ def upsert_users(session: Session, rows: Sequence[dict[str, Any]]) -> dict[str, 
     Clerk id. Rows must have distinct Clerk ids and distinct addresses (`distinct_rows`)."""
     if not rows:
         return {}
-    result = session.execute(_UPSERT, _arrays(rows))
+    result = session.execute(_UPSERT, _records(rows))
     return {
         clerk_id: Written(user_id, "created" if created else "updated")
         for clerk_id, user_id, created in result
@@ -118,7 +122,7 @@ def standings(session: Session, rows: Sequence[dict[str, Any]]) -> dict[str, Row
     if not rows:
         return {}
     found: dict[str, RowStanding] = {}
-    for clerk_id, deleted, user_id, current, holder in session.execute(_STANDING, _arrays(rows)):
+    for clerk_id, deleted, user_id, current, holder in session.execute(_STANDING, _records(rows)):
         if deleted:
             found[clerk_id] = RowStanding("deleted")
         elif current:

@@ -244,3 +244,44 @@ class TestClientRequests:
             if "starting_after" in query:
                 assert query["order_by"] in cursor_orders
                 assert int(query.get("offset", 0)) == 0
+
+
+COUNT = "/users/count"
+
+
+class TestCount:
+    """`GET /users/count`: the length of the backfill's progress bar."""
+
+    def test_count_conforms_and_counts_every_user(
+        self, served: RunningFake, fake: FakeClerk
+    ) -> None:
+        response = get(served, COUNT)
+
+        assert response.status_code == 200
+        assert_conforms(response, COUNT)
+        assert response.json()["total_count"] == len(fake.users)
+
+    def test_the_user_id_filter_counts_those_users(
+        self, served: RunningFake, fake: FakeClerk
+    ) -> None:
+        some = sorted(fake.users)[:3]
+        response = httpx.get(
+            f"{served.api_url}{COUNT}",
+            params=[("user_id", user_id) for user_id in [*some, "user_unknown"]],
+            headers={"Authorization": f"Bearer {KEY}"},
+        )
+
+        assert response.json()["total_count"] == 3
+
+    def test_its_parameters_are_the_specs_and_the_rest_are_refused(
+        self, served: RunningFake
+    ) -> None:
+        assert set(queries.COUNT_PARAMETERS) <= set(spec.parameters(COUNT))
+        response = get(served, COUNT, email_address="someone@example.com")
+
+        assert response.status_code == 422
+        assert 422 in spec.declared_statuses(COUNT)
+        assert_conforms(response, COUNT)
+
+    def test_the_client_reads_the_count(self, client: ClerkClient, fake: FakeClerk) -> None:
+        assert client.count_users() == len(fake.users)

@@ -18,7 +18,7 @@ from workers.clerk.api import ClerkClient
 from workers.clerk.config import ClerkConfig
 
 KEY = "sk_test_clerk_sync_tests_0123456789abcdef"
-USERS = 1200  # three pages of 500: enough for cursors, resumes and prefetching
+USERS = 2000  # four pages of 500: enough for cursors, resumes and prefetching
 
 
 ONBOARDING_EVERY = 30  # users with session-storage data to migrate: a few, they cost most

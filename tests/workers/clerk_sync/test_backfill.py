@@ -42,7 +42,7 @@ class TestBackfill:
 
         assert stored_users(engine) == expected_users(fake)
         assert report.counts["created"] == len(fake.users) == report.users
-        assert report.pages == 3
+        assert report.pages == 4
         assert report.failures == []
 
     def test_a_second_run_rewrites_no_row(

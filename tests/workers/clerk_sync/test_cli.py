@@ -12,6 +12,7 @@ from pathlib import Path
 from sqlalchemy import Engine, text
 
 from cpn_sync.fake_clerk import FakeClerk, RunningFake
+from cpn_sync.local import free_port
 from tests.workers.clerk_sync.conftest import KEY, expected_users, stored_users
 
 CLI = str(Path(sys.executable).parent / "cpn-sync")
@@ -48,7 +49,7 @@ class TestBackfillCommand:
         result = _run(served, "backfill")
 
         assert result.returncode == 0, result.stderr
-        assert f"backfill: {len(fake.users)} users in 3 pages" in result.stdout
+        assert f"backfill: {len(fake.users)} users in 4 pages" in result.stdout
         assert f"created {len(fake.users)}, updated 0, unchanged 0" in result.stdout
         assert stored_users(engine) == expected_users(fake)
 
@@ -102,6 +103,18 @@ class TestBackfillCommand:
         assert "CLERK_SECRET_KEY" in lines[0]
         assert "401" in lines[0]
         assert wrong not in result.stderr + result.stdout
+        assert "Traceback" not in result.stderr
+
+    def test_an_api_that_does_not_answer_is_one_line_and_exit_status_1(
+        self, served: RunningFake
+    ) -> None:
+        closed = f"http://127.0.0.1:{free_port()}/v1"
+        result = _run(served, "backfill", CLERK_API_URL=closed)
+
+        assert result.returncode == 1
+        lines = result.stderr.strip().splitlines()
+        assert lines[-1] == "Error: Clerk did not answer GET /users (ConnectError) after 5 attempts"
+        assert all('"event":"clerk_api.retry"' in line for line in lines[:-1])  # logged retries
         assert "Traceback" not in result.stderr
 
     def test_no_key_says_which_variable_to_set(self, served: RunningFake) -> None:
