@@ -55,10 +55,12 @@ class Services:
     ) -> Services:
         verifier = SignatureVerifier(settings.webhook_secrets)  # a bad secret fails startup
         token = token_verifier(settings)  # and so does a CLERK_JWT_KEY that is no RSA key
-        if settings.webhook_inbox_writers >= settings.db_pool_size:
+        kept = settings.webhook_inbox_writers + (0 if token is None else 1)  # + sync lookups
+        if kept >= settings.db_pool_size:
             raise SettingsError(
-                "WEBHOOK_INBOX_WRITERS must be below DB_POOL_SIZE: each writer keeps a "
-                "connection, and readiness checks and metrics need one too"
+                "WEBHOOK_INBOX_WRITERS (plus one with CLERK_JWT_KEY) must be below DB_POOL_SIZE: "
+                "each writer and the sync lookups keep a connection, and readiness checks, "
+                "metrics and sync calls need some too"
             )
         engine = make_async_engine(
             settings.require_database_url(),
