@@ -217,6 +217,21 @@ async def test_a_user_clerk_has_without_an_email_address_is_422_and_not_stored(
     assert rows(me_tables, clerk_user["id"])["user"] is False
 
 
+async def test_a_user_whose_address_another_stored_user_holds_is_pending(
+    web_settings: Settings, me_tables: Engine, signing_key: PrivateKey, fake_clerk: RunningFake
+) -> None:
+    holder = new_clerk_id()
+    add_user(me_tables, holder)  # its address: f"{holder}@example.com"
+    clerk_user = make_user(4, seed=uuid.uuid4().int % 1_000_000)
+    clerk_user["email_addresses"][0]["email_address"] = f"{holder}@example.com"
+    fake_clerk.fake.add_user(clerk_user)
+    async with running_app(web_settings) as client:
+        answer = await call(client, mint(signing_key, clerk_user["id"]), body(onboarding()))
+    assert (answer.status_code, answer.json()) == (202, {"status": "pending"})
+    assert holder not in answer.text
+    assert rows(me_tables, clerk_user["id"])["user"] is False
+
+
 async def test_a_user_clerk_does_not_know_is_404_and_nothing_is_stored(
     web_settings: Settings, me_tables: Engine, signing_key: PrivateKey
 ) -> None:
