@@ -30,7 +30,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from cpn_sync.fake_clerk_queries import QueryError, count_users, select_users
+from cpn_sync.fake_clerk_queries import (
+    Ordered,
+    QueryError,
+    count_users,
+    select_users,
+    sort_users,
+)
 from cpn_sync.fake_clerk_users import make_users
 
 DEFAULT_KEY = "sk_test_fake_clerk_local_key"
@@ -63,6 +69,10 @@ class FakeClerk:
     _count: int = field(default=0, repr=False)
     _clock_ms: int = field(default=0, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _generation: int = field(default=0, repr=False)
+    _orders: dict[tuple[str, bool], tuple[tuple[int, int], Ordered]] = field(
+        default_factory=dict, repr=False
+    )
 
     @classmethod
     def seeded(cls, count: int, *, seed: int = 0, **options: Any) -> FakeClerk:
@@ -80,6 +90,22 @@ class FakeClerk:
     def add_user(self, user: dict[str, Any]) -> None:
         with self._lock:
             self.users[user["id"]] = user
+            self._generation += 1
+
+    def changed(self) -> None:
+        """Say that `users` was changed directly (a time or membership that keeps its size):
+        the orders the fake keeps are sorted again."""
+        with self._lock:
+            self._generation += 1
+
+    def ordered_by(self, field_name: str, descending: bool) -> Ordered:
+        """Every user in an order, sorted again only after a change (call with the lock)."""
+        version = (self._generation, len(self.users))
+        cached = self._orders.get((field_name, descending))
+        if cached is None or cached[0] != version:
+            cached = (version, sort_users(self.users, field_name, descending))
+            self._orders[(field_name, descending)] = cached
+        return cached[1]
 
     def update_user(self, user_id: str, **changes: Any) -> dict[str, Any]:
         """Change fields of a user; its `updated_at` moves past every earlier one, as at Clerk."""
@@ -90,11 +116,13 @@ class FakeClerk:
                 self._clock_ms + 1, int(time.time() * 1000), user["updated_at"] + 1
             )
             user["updated_at"] = self._clock_ms
+            self._generation += 1
             return dict(user)
 
     def delete_user(self, user_id: str) -> None:
         with self._lock:
             del self.users[user_id]
+            self._generation += 1
 
     def recorded(self) -> list[Recorded]:
         with self._lock:
@@ -166,7 +194,7 @@ def create_app(fake: FakeClerk) -> Starlette:
         def answer() -> Response:
             try:
                 with fake._lock:
-                    page = select_users(fake.users, request.query_params)
+                    page = select_users(fake.users, request.query_params, fake.ordered_by)
             except QueryError as error:
                 message = f"{error.param} {error.message}"
                 return _error(422, error.code, message, param=error.param, detail=error.detail)

@@ -42,8 +42,23 @@ class QueryError(Exception):
     detail: str = ""
 
 
-def select_users(users: dict[str, dict[str, Any]], query: QueryParams) -> list[dict[str, Any]]:
-    """The page of `users` that Clerk would answer to `query`."""
+# The users sorted by an order (field, descending), and each id's position in that list.
+Ordered = tuple[list[dict[str, Any]], dict[str, int]]
+OrderedBy = Callable[[str, bool], Ordered]
+
+
+def sort_users(users: dict[str, dict[str, Any]], field_name: str, descending: bool) -> Ordered:
+    ordered = sorted(
+        users.values(), key=lambda user: (user[field_name], user["id"]), reverse=descending
+    )
+    return ordered, {user["id"]: position for position, user in enumerate(ordered)}
+
+
+def select_users(
+    users: dict[str, dict[str, Any]], query: QueryParams, ordered_by: OrderedBy | None = None
+) -> list[dict[str, Any]]:
+    """The page of `users` that Clerk would answer to `query`. `ordered_by` answers the whole
+    list in an order (a cache: a walk over 100,000 users must not sort them for every page)."""
     for name in UNSUPPORTED:
         if name in query:
             raise QueryError(name, "is not supported by the fake Clerk API", "form_param_unknown")
@@ -54,8 +69,12 @@ def select_users(users: dict[str, dict[str, Any]], query: QueryParams) -> list[d
     if field_name not in ORDER_FIELDS or len(order_by) - len(field_name) > 1:
         raise QueryError("order_by", f"cannot order by {field_name!r}")
     descending = order_by.startswith("-")
-    key: Callable[[dict[str, Any]], tuple[int, str]] = lambda user: (user[field_name], user["id"])  # noqa: E731
-    selected = sorted(_filtered(users, query), key=key, reverse=descending)
+    if query.getlist("user_id") or ordered_by is None:
+        selected, positions = sort_users(
+            {user["id"]: user for user in _filtered(users, query)}, field_name, descending
+        )
+    else:
+        selected, positions = ordered_by(field_name, descending)
 
     cursor = query.get("starting_after")
     if cursor is not None:
@@ -65,7 +84,7 @@ def select_users(users: dict[str, dict[str, Any]], query: QueryParams) -> list[d
             )
         if offset:
             raise QueryError("starting_after", "cannot be combined with a non-zero offset")
-        position = next((i for i, user in enumerate(selected) if user["id"] == cursor), None)
+        position = positions.get(cursor)
         if position is None:
             raise QueryError("starting_after", "is not the id of a user of this list")
         selected = selected[position + 1 :]

@@ -182,5 +182,15 @@ def inside(path: str, prefix: str) -> bool:
     return path == prefix or path.startswith((prefix + ".", prefix + "["))
 
 
+def outside_unsafe_metadata(problems: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The problems a user's row cannot do without: inside `unsafe_metadata` a user is applied
+    without the replaced values (only its onboarding migration fails); anywhere else it fails."""
+    return [
+        problem
+        for problem in problems
+        if not any(inside(problem.get("path", ""), where) for where in UNSAFE_METADATA)
+    ]
+
+
 def describe(problems: list[dict[str, str]]) -> str:
     return "; ".join(f"{item.get('path')} {item.get('problem')}" for item in problems)

@@ -41,13 +41,7 @@ def backfill(
                 outcome = apply_page(work, page.users, dry_run=dry_run)
                 if not dry_run:
                     sync_state.save_cursor(work.session, JOB, page.cursor)
-            held_ids = {item.clerk_id for item in outcome.held()}
-            held += [user for user in page.users if user.get("id") in held_ids]
-            report.add([item for item in outcome.applied if item.result != "held"])
-            report.pages += bool(page.users)
-            report.users += len(page.users)
-            if progress is not None:
-                progress(len(page.users))
+            held += report.take(page.users, outcome, progress)
         if dry_run:
             report.counts["held"] += len(held)
         elif held:

@@ -46,11 +46,7 @@ def sync_recent(client: ClerkClient, *, now_ms: int | None = None) -> Report:
                 continue
             with unit_of_work() as work:
                 outcome = apply_page(work, page.users)
-            held_ids = {item.clerk_id for item in outcome.held()}
-            held += [user for user in page.users if user.get("id") in held_ids]
-            report.add([item for item in outcome.applied if item.result != "held"])
-            report.pages += 1
-            report.users += len(page.users)
+            held += report.take(page.users, outcome, None)
             newest = max(newest, *(int(user["updated_at"]) for user in page.users))
         if held:
             report.add(settle_held(client, held))

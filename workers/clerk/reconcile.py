@@ -83,13 +83,7 @@ def reconcile(
             _add_seen(seen, page.users)
             with unit_of_work() as work:
                 outcome = apply_page(work, page.users, dry_run=dry_run)
-            held_ids = {item.clerk_id for item in outcome.held()}
-            held += [user for user in page.users if user.get("id") in held_ids]
-            report.add([item for item in outcome.applied if item.result != "held"])
-            report.pages += bool(page.users)
-            report.users += len(page.users)
-            if progress is not None:
-                progress(len(page.users))
+            held += report.take(page.users, outcome, progress)
         unlisted = list(seen.execute(_UNLISTED).scalars())
         stored = int(seen.execute(_STORED).scalar_one())
         seen.execute(text("DROP TABLE clerk_seen"))

@@ -124,12 +124,7 @@ def _map(raw: dict[str, Any]) -> _Mapped | AppliedSnapshot:
     """The user's row, or why it cannot have one (named fields, never values)."""
     clerk_id = str(raw.get("id") or "?")[:255]
     problems = unstorable.problems_of(raw)
-    elsewhere = [] if not problems else [
-        problem
-        for problem in problems
-        if not any(unstorable.inside(problem.get("path", ""), where)
-                   for where in unstorable.UNSAFE_METADATA)
-    ]  # fmt: skip
+    elsewhere = unstorable.outside_unsafe_metadata(problems) if problems else []
     if elsewhere:
         return AppliedSnapshot(clerk_id, "failed", reason=unstorable.describe(elsewhere))
     try:

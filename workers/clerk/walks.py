@@ -7,9 +7,10 @@ away is held by a connection of its own for the whole walk, not by a transaction
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from cpn_sync.logs import get_logger
 from workers.clerk.snapshots import AppliedSnapshot, PageOutcome
@@ -70,6 +71,19 @@ class Report:
                 self.failures.append((item.clerk_id, reason))
                 log.warning("clerk_sync.user_failed", walk=self.walk, clerk_id=item.clerk_id,
                             reason=reason)  # fmt: skip
+
+    def take(
+        self, users: Sequence[dict[str, Any]], outcome: PageOutcome, progress: Progress | None
+    ) -> list[dict[str, Any]]:
+        """Count a written page; answer its users whose address another stored user held
+        (settled after the walk, `one_user.settle_held`)."""
+        held = {item.clerk_id for item in outcome.held()}
+        self.add([item for item in outcome.applied if item.result != "held"])
+        self.pages += bool(users)
+        self.users += len(users)
+        if progress is not None:
+            progress(len(users))
+        return [user for user in users if user.get("id") in held]
 
     def summary(self) -> dict[str, int]:
         """The counts as stored and logged (every result, zeros included)."""

@@ -91,11 +91,6 @@ def check_unstorable(event_id: int, problems: list[dict[str, str]]) -> None:
     """Values the web could not store as they were (`cpn_sync.unstorable`): inside
     `unsafe_metadata` the event is applied without them (only the onboarding migration fails);
     anywhere else the event fails, naming each."""
-    elsewhere = [
-        problem
-        for problem in problems
-        if not any(unstorable.inside(problem.get("path", ""), where)
-                   for where in unstorable.UNSAFE_METADATA)
-    ]  # fmt: skip
+    elsewhere = unstorable.outside_unsafe_metadata(problems)
     if elsewhere:
         raise PermanentEventError(event_id, "payload: " + unstorable.describe(elsewhere))

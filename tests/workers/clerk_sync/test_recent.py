@@ -43,6 +43,7 @@ def test_a_first_run_looks_back_one_hour(
     inside, outside = sorted(fake.users)[:2]
     fake.users[inside]["updated_at"] = now_ms - FIRST_RUN_MS + 60_000
     fake.users[outside]["updated_at"] = now_ms - FIRST_RUN_MS - 60_000
+    fake.changed()
 
     sync_recent(client, now_ms=now_ms)
 
