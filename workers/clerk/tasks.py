@@ -6,12 +6,18 @@ Each job claims its tick under the schedule guard, then lets the guard's transac
 takes minutes and holds a lock of its own (`walks.one_run`), and a transaction left open that
 long would hold back PostgreSQL's vacuum. A refused key or an API that does not answer ends
 the job with one log line; its last success then ages, which the alert watches.
+
+Every task keeps the scheduled jobs' time limits (a deploy's warm shutdown waits for the
+longest, docker-compose.yml's `stop_grace_period`). A backfill longer than that stops at its
+soft limit after its last committed page and sends itself again: the next task resumes from
+the saved cursor.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from celery.exceptions import SoftTimeLimitExceeded
 from celery.schedules import crontab
 
 from cpn_sync.logs import get_logger
@@ -24,16 +30,13 @@ from workers.clerk.errors import ClerkAPIError
 from workers.clerk.recent import sync_recent
 from workers.clerk.reconcile import TooManyMissingError, reconcile
 from workers.clerk.walks import Report, WalkRunningError
-from workers.core.schedule import scheduled_job
+from workers.core.schedule import JOB_SOFT_TIME_LIMIT, JOB_TIME_LIMIT, scheduled_job
 from workers.core.tasks import task
-from workers.core.unit_of_work import Publish, UnitOfWork
+from workers.core.unit_of_work import Publish, UnitOfWork, send_task
 
 log = get_logger(__name__)
 
 NIGHTLY_SECONDS = 24 * 3600
-# A walk over a large instance takes minutes (1,000 requests per 10 s in production); the
-# limits stay below the broker's visibility timeout (cpn_sync.task_contract).
-WALK_TIME_LIMIT = 3000
 STOPPING_ERRORS = (ClerkAPIError, SettingsError, TooManyMissingError, WalkRunningError)
 
 
@@ -54,7 +57,6 @@ def _run(job: str, walk: Callable[[ClerkClient], Report]) -> dict[str, int]:
     CLERK_SYNC_RECENT,
     lambda settings: settings.clerk_sync_interval_seconds,
     enabled=has_key,
-    time_limit=WALK_TIME_LIMIT,
 )
 def sync_recent_job(work: UnitOfWork, _publish: Publish) -> dict[str, int]:
     work.session.commit()  # the tick is claimed; the walk holds its own lock
@@ -71,7 +73,6 @@ def _nightly(settings: Settings) -> dict[str, object]:
     lambda _settings: NIGHTLY_SECONDS,
     entry=_nightly,
     enabled=has_key,
-    time_limit=WALK_TIME_LIMIT,
 )
 def reconcile_job(work: UnitOfWork, _publish: Publish) -> dict[str, int]:
     work.session.commit()  # the tick is claimed; the walk holds its own lock
@@ -79,8 +80,16 @@ def reconcile_job(work: UnitOfWork, _publish: Publish) -> dict[str, int]:
 
 
 @task(
-    CLERK_BACKFILL, max_retries=0, soft_time_limit=WALK_TIME_LIMIT - 60, time_limit=WALK_TIME_LIMIT
+    CLERK_BACKFILL,
+    max_retries=0,
+    soft_time_limit=JOB_SOFT_TIME_LIMIT,
+    time_limit=JOB_TIME_LIMIT,
 )
 def backfill_task() -> dict[str, int]:
-    """`cpn-sync clerk backfill --enqueue`: an interrupted run resumes from its cursor."""
-    return _run("backfill", backfill)
+    """`cpn-sync clerk backfill --enqueue`; continues in a new task past the soft limit."""
+    try:
+        return _run("backfill", backfill)
+    except SoftTimeLimitExceeded:
+        log.info("clerk_sync.continues", job="backfill")
+        send_task(CLERK_BACKFILL, [])
+        return {"continued": 1}

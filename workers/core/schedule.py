@@ -98,7 +98,6 @@ def scheduled_job(
     *,
     entry: BeatEntry | None = None,
     enabled: Enabled | None = None,
-    time_limit: int = JOB_TIME_LIMIT,
 ) -> Callable[[Job], Job]:
     """Make the decorated job the task `task_name`, run once per tick under the guard above;
     beat sends it every `interval(settings)` seconds, or as `entry(settings)` says (a crontab;
@@ -110,8 +109,9 @@ def scheduled_job(
             run_scheduled(task_name, interval(get_settings()), job)
 
         run_job.__name__ = run_job.__qualname__ = task_name.replace(".", "_")
-        soft_limit = time_limit - (JOB_TIME_LIMIT - JOB_SOFT_TIME_LIMIT)
-        task(task_name, max_retries=0, soft_time_limit=soft_limit, time_limit=time_limit)(run_job)
+        task(
+            task_name, max_retries=0, soft_time_limit=JOB_SOFT_TIME_LIMIT, time_limit=JOB_TIME_LIMIT
+        )(run_job)
         BEAT_ENTRIES[task_name] = entry or (lambda settings: every(task_name, interval(settings)))
         if enabled is not None:
             BEAT_CONDITIONS[task_name] = enabled
