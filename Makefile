@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # SKIP_INSTALL=1 uses $(VENV) as it is (the make run test points VENV at its own interpreter's).
 RUN_DEPS := $(if $(SKIP_INSTALL),,install)
 
-.PHONY: install lock run test test-lowest test-rabbitmq lint format check-types pytest bench bench-ingest bench-workers bench-cpn bench-clerk clean
+.PHONY: install lock run test test-lowest test-rabbitmq lint format check-types pytest bench bench-ingest bench-workers bench-cpn bench-clerk bench-sync clean
 
 # Every install comes from uv.lock (exact versions, hashes checked). uv itself comes by hash from
 # requirements/uv.txt; `uv sync --locked` refuses to run when pyproject.toml and the lock
@@ -83,8 +83,12 @@ bench-ingest: install
 	@command -v wrk >/dev/null || apt-get install -y -qq wrk
 	$(PY) -m benchmarks.bench_ingest $(BENCH_INGEST_ARGS)
 
+# POST /api/me/sync at 50 concurrent clients against a route that only verifies the token.
+bench-sync: install
+	$(PY) -m benchmarks.bench_sync $(BENCH_SYNC_ARGS)
+
 # Every benchmark, one after the other, then the summary table at the top of BENCHMARKS.md.
-bench: bench-ingest bench-workers bench-cpn bench-clerk
+bench: bench-ingest bench-workers bench-cpn bench-clerk bench-sync
 	$(PY) -m benchmarks.summary
 
 clean:

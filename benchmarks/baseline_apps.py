@@ -5,7 +5,9 @@
   request (the durable floor of a store-first endpoint without group commit or a queue; given
   every advantage: no pool pre-ping, a prepared statement, one round trip);
 - `inline_upsert`: the pattern of Clerk's sync guide: verify, then upsert the user in the
-  request with the ORM.
+  request with the ORM;
+- `verify_token` (bench_sync's floor): `POST /api/me/sync` that only verifies the Clerk session
+  token (PyJWT, RS256, CLERK_JWT_KEY) and answers the subject.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import datetime as dt
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
+import jwt
 import orjson
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -128,3 +132,24 @@ async def _inline_upsert(request: Request) -> Response:
 bare = _app(_bare, with_database=False)
 insert_one = _app(_insert_one, autocommit=True)
 inline_upsert = _app(_inline_upsert)
+
+
+def _token_app() -> Starlette:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        pem = get_settings().clerk_jwt_key or ""
+        app.state.key = load_pem_public_key(pem.replace("\\n", "\n").encode())
+        yield
+
+    async def verify(request: Request) -> Response:
+        token = request.headers.get("authorization", "").removeprefix("Bearer ")
+        try:
+            claims = jwt.decode(token, request.app.state.key, algorithms=["RS256"], leeway=5)
+        except jwt.InvalidTokenError:
+            return JSONResponse({"error": "unauthorized"}, 401)
+        return JSONResponse({"user": {"clerk_id": claims["sub"]}})
+
+    return Starlette(routes=[Route("/api/me/sync", verify, methods=["POST"])], lifespan=lifespan)
+
+
+verify_token = _token_app()

@@ -108,13 +108,22 @@ class Settings(BaseSettings):
     clerk_sync_interval_seconds: int = Field(default=300, ge=10)
     clerk_reconcile_hour: int = Field(default=4, ge=0, le=23)
     clerk_reconcile_minute: int = Field(default=37, ge=0, le=59)
+    # First-request sync, POST /api/me/sync (DESIGN.md section 10): off without a JWT key.
+    clerk_jwt_key: str | None = Field(default=None, description="PEM public key (RS256).")
+    clerk_authorized_parties: str = ""
+    cors_allowed_origins: str = ""
+    sync_wait_seconds: float = Field(default=5.0, ge=0, le=30)
+    sync_max_bytes: int = Field(default=64 * 1024, ge=1024, le=1024 * 1024)
+    sync_user_requests_per_minute: int = Field(default=30, ge=1)
+    sync_process_requests_per_second: int = Field(default=200, ge=1)
+    sync_max_pending: int = Field(default=1000, ge=1)
 
     @field_validator("database_url")
     @classmethod
     def _psycopg_driver(cls, value: str | None) -> str | None:
         return None if value is None or not value.strip() else normalize_database_url(value)
 
-    @field_validator("clerk_secret_key")
+    @field_validator("clerk_secret_key", "clerk_jwt_key")
     @classmethod
     def _blank_is_unset(cls, value: str | None) -> str | None:
         return None if value is None or not value.strip() else value.strip()
@@ -129,6 +138,15 @@ class Settings(BaseSettings):
         """All configured signing secrets: several only while a rotation is under way."""
         raw = self.clerk_webhook_secret or ""
         return [part for part in _SECRET_SEPARATORS.split(raw) if part]
+
+    @property
+    def authorized_parties(self) -> list[str]:
+        """Allowed `azp` values of session tokens; empty: any (and none) is accepted."""
+        return [part for part in _SECRET_SEPARATORS.split(self.clerk_authorized_parties) if part]
+
+    @property
+    def cors_origins(self) -> list[str]:
+        return [part for part in _SECRET_SEPARATORS.split(self.cors_allowed_origins) if part]
 
     @property
     def broker_url(self) -> str | None:

@@ -14,6 +14,8 @@ PROCESS_EVENT = "webhooks.process_event"  # args: [webhook_events.id] (sweeper: 
 # What the web sends: the ids of the events it stored within a few milliseconds, one message
 # for up to EVENT_BATCH_SIZE of them. args: [[webhook_events.id, ...]]
 PROCESS_EVENTS = "webhooks.process_events"
+# First-request sync (DESIGN.md section 10): one stored call. args: [me_sync_requests.id]
+SYNC_ME = "webhooks.sync_me"
 SWEEP_INBOX = "maintenance.sweep_inbox"
 EXPIRE_SESSIONS = "maintenance.expire_sessions"
 REDACT_PAYLOADS = "maintenance.redact_payloads"
@@ -36,6 +38,7 @@ CANARIES = {"webhooks": WEBHOOKS_CANARY, "cpn": CPN_CANARY, "maintenance": MAINT
 TASK_QUEUES = {
     PROCESS_EVENT: "webhooks",
     PROCESS_EVENTS: "webhooks",
+    SYNC_ME: "webhooks",
     SWEEP_INBOX: "maintenance",
     EXPIRE_SESSIONS: "maintenance",
     REDACT_PAYLOADS: "maintenance",

@@ -11,11 +11,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from cpn_sync import logs
 from cpn_sync.settings import Settings, get_settings
 from webhooks.clerk import receive_clerk_webhook
+from webhooks.me_sync.cors import ApiCORS
+from webhooks.me_sync.endpoint import sync_me
 from webhooks.observability.health import healthz, metrics_endpoint, readyz
 from webhooks.services import Services
 from webhooks.share import page as share
@@ -48,11 +51,13 @@ def create_app(
     return Starlette(
         routes=[
             Route("/webhooks/clerk", receive_clerk_webhook, methods=["POST"]),
+            Route("/api/me/sync", sync_me, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
             *share.routes,
         ],
+        middleware=[Middleware(ApiCORS)],
         lifespan=lifespan,
     )
 

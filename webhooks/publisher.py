@@ -7,6 +7,9 @@ each message's events in one transaction, so under load neither Celery's cost pe
 the commit is paid per event. Messages are built by Celery's own `create_task_message`, so the
 workers see exactly what `send_task` would send, at a fraction of its cost per message.
 
+It also sends `webhooks.sync_me(request_id)` for the first-request sync (`POST /api/me/sync`):
+one message per stored request, published at once (no linger: a request waits for its answer).
+
 A failure never reaches the request: the row is already durable and stays `received`, and the
 workers' sweeper enqueues it again. Failures are counted (`cpn_webhook_enqueue_failures_total`).
 """
@@ -26,7 +29,7 @@ from kombu import Connection
 
 from cpn_sync.logs import get_logger
 from cpn_sync.settings import Settings
-from cpn_sync.task_contract import PROCESS_EVENTS, celery_config
+from cpn_sync.task_contract import PROCESS_EVENTS, SYNC_ME, celery_config
 from webhooks.observability import metrics
 
 log = get_logger(__name__)
@@ -39,6 +42,10 @@ PUBLISHER_TRANSPORT_OPTIONS = {
 }
 CLOSE_TIMEOUT_SECONDS = 5.0  # at shutdown, how long the last ids may take to be published
 _STOP: list[int] = []  # an empty hand-over, by identity: the thread finishes and stops
+
+
+class _SyncRequests(list[int]):
+    """A hand-over of `me_sync_requests` ids rather than event ids."""
 
 
 def publishing_app(settings: Settings) -> Celery:
@@ -89,6 +96,15 @@ class Publisher:
             return
         self._pending.put_nowait(list(event_ids))
 
+    def submit_sync(self, request_id: int) -> None:
+        """Hand over one stored `me_sync_requests` row; on the event loop, never waits. A
+        dropped one is not lost: the waiting request answers 202 and its caller asks again."""
+        if self._pending.qsize() >= self._max_pending:
+            metrics.ENQUEUE_FAILURES.inc()
+            log.warning("me_sync.enqueue_dropped", request_id=request_id, reason="backlog_full")
+            return
+        self._pending.put_nowait(_SyncRequests((request_id,)))
+
     def close(self, timeout: float = CLOSE_TIMEOUT_SECONDS) -> None:
         """Publish what is queued (bounded by `timeout`), then stop the thread."""
         if not self._thread.is_alive():
@@ -101,65 +117,75 @@ class Publisher:
     def _run(self) -> None:
         stopping = False
         while not stopping:
-            batch, stopping = self._next_batch()
-            if batch:
-                self._publish_or_count(batch)
+            batch, syncs, stopping = self._next_batch()
+            if batch or syncs:
+                self._publish_or_count(batch, syncs)
 
-    def _next_batch(self) -> tuple[list[int], bool]:
+    def _next_batch(self) -> tuple[list[int], list[int], bool]:
         """Wait for ids, sleep `linger` seconds, then take what arrived meanwhile: one round
         trip to the broker then carries many messages (a few ms more before the worker sees
         them). While this thread sleeps, handing over wakes nobody (a wake-up per commit cost
-        the event loop a GIL switch each). Answers the ids and whether `close` asked to stop."""
+        the event loop a GIL switch each). A sync request is not lingered for. Answers the
+        event ids, the sync request ids and whether `close` asked to stop."""
         handed = self._pending.get()
         if handed is _STOP:
-            return [], True
-        batch = list(handed)
-        time.sleep(self._linger)
-        while len(batch) < self._batch_size:
+            return [], [], True
+        batch: list[int] = []
+        syncs: list[int] = []
+        (syncs if isinstance(handed, _SyncRequests) else batch).extend(handed)
+        if batch:
+            time.sleep(self._linger)
+        while len(batch) + len(syncs) < self._batch_size:
             try:
                 handed = self._pending.get_nowait()
             except queue.Empty:
                 break
             if handed is _STOP:
-                return batch, True
-            batch.extend(handed)
-        return batch, False
+                return batch, syncs, True
+            (syncs if isinstance(handed, _SyncRequests) else batch).extend(handed)
+        return batch, syncs, False
 
-    def _publish_or_count(self, event_ids: list[int]) -> None:
+    def _publish_or_count(self, event_ids: list[int], sync_ids: list[int]) -> None:
         try:
-            self._publish(event_ids)
+            self._publish(event_ids, sync_ids)
         except Exception as error:  # the rows stay `received`; the sweeper enqueues them again
-            metrics.ENQUEUE_FAILURES.inc(len(event_ids))
+            metrics.ENQUEUE_FAILURES.inc(len(event_ids) + len(sync_ids))
             log.warning(
                 "webhook.enqueue_failed",
                 error=type(error).__name__,
                 events=len(event_ids),
-                first_event_id=event_ids[0],
+                sync_requests=len(sync_ids),
+                first_event_id=event_ids[0] if event_ids else None,
             )
             self._drop_connection()
         else:
             metrics.ENQUEUED.inc(len(event_ids))
 
-    def _publish(self, event_ids: list[int]) -> None:
+    def _publish(self, event_ids: list[int], sync_ids: list[int]) -> None:
         if self._connection is None:
             self._connection = self._app.connection_for_write()
         amqp: Any = self._app.amqp
         with amqp.Producer(self._connection) as producer, producer.batch(max_size=1000):
             producer.maybe_declare(self._queue_entity)
-            for start in range(0, len(event_ids), self._ids_per_message):
-                ids = event_ids[start : start + self._ids_per_message]
+            messages: list[tuple[str, list[int] | int]] = [
+                (PROCESS_EVENTS, event_ids[start : start + self._ids_per_message])
+                for start in range(0, len(event_ids), self._ids_per_message)
+            ]
+            messages += [(SYNC_ME, request_id) for request_id in sync_ids]
+            for name, argument in messages:
+                count = len(argument) if isinstance(argument, list) else 1
                 message = amqp.create_task_message(
                     str(uuid.uuid4()),
-                    PROCESS_EVENTS,
-                    (ids,),
+                    name,
+                    (argument,),
                     {},
                     ignore_result=True,
-                    argsrepr=f"({len(ids)} event ids)",
+                    argsrepr=f"({count} event ids)" if name == PROCESS_EVENTS else f"({argument},)",
                     kwargsrepr="{}",
                 )
                 amqp.send_task_message(
                     producer,
-                    PROCESS_EVENTS,
+                    name,
                     message,
                     queue=self._queue_entity,
                     declare=[],

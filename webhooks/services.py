@@ -17,6 +17,7 @@ from cpn_sync.settings import Settings, SettingsError
 from db.engine import make_async_engine
 from webhooks.deadlines import Deadlines
 from webhooks.inbox import Inbox
+from webhooks.me_sync.config import MeSync, token_verifier
 from webhooks.observability.broker_metrics import BrokerGauges
 from webhooks.observability.metrics import InboxGauges
 from webhooks.observability.readiness import Readiness
@@ -45,6 +46,7 @@ class Services:
     broker_gauges: BrokerGauges
     readiness: Readiness
     deadlines: Deadlines
+    me_sync: MeSync
     pending: PendingRequests = field(default_factory=PendingRequests)
 
     @classmethod
@@ -52,10 +54,13 @@ class Services:
         cls, settings: Settings, *, gauge_max_age: float = 5.0, ready_max_age: float = 1.0
     ) -> Services:
         verifier = SignatureVerifier(settings.webhook_secrets)  # a bad secret fails startup
-        if settings.webhook_inbox_writers >= settings.db_pool_size:
+        token = token_verifier(settings)  # and so does a CLERK_JWT_KEY that is no RSA key
+        kept = settings.webhook_inbox_writers + (0 if token is None else 1)  # + sync lookups
+        if kept >= settings.db_pool_size:
             raise SettingsError(
-                "WEBHOOK_INBOX_WRITERS must be below DB_POOL_SIZE: each writer keeps a "
-                "connection, and readiness checks and metrics need one too"
+                "WEBHOOK_INBOX_WRITERS (plus one with CLERK_JWT_KEY) must be below DB_POOL_SIZE: "
+                "each writer and the sync lookups keep a connection, and readiness checks, "
+                "metrics and sync calls need some too"
             )
         engine = make_async_engine(
             settings.require_database_url(),
@@ -81,14 +86,16 @@ class Services:
         readiness = Readiness(engine, settings, max_age=ready_max_age)
         deadlines = Deadlines()
         deadlines.start()
+        me_sync = MeSync.open(settings, token, engine, APPLICATION_NAME)
         return cls(
             settings, engine, verifier, inbox, publisher, gauges, broker_gauges, readiness,
-            deadlines,
+            deadlines, me_sync,
         )  # fmt: skip
 
     async def close(self) -> None:
         """Finish queued writes, then publish what they produced, then close the pool."""
         await self.inbox.close()
+        await self.me_sync.close()
         await self.deadlines.close()
         await asyncio.to_thread(self.publisher.close)
         await self.engine.dispose()

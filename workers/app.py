@@ -16,10 +16,13 @@ from workers.core.schedule import guarded_beat_schedule
 from workers.cpn import tasks as cpn_tasks
 from workers.inbox import retention, sweep
 from workers.inbox import tasks as inbox_tasks
+from workers.me_sync import tasks as me_sync_tasks
 from workers.users import expiry
 
 # Importing a feature's task module registers its tasks (scheduled jobs included) on `app`.
-FEATURE_TASKS = (inbox_tasks, sweep, retention, expiry, cpn_tasks, canary_tasks, clerk_tasks)
+FEATURE_TASKS = (
+    inbox_tasks, sweep, retention, expiry, cpn_tasks, canary_tasks, clerk_tasks, me_sync_tasks,
+)  # fmt: skip
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:

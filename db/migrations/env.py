@@ -6,6 +6,7 @@ from alembic import context
 from sqlalchemy import Connection
 
 import db.clerk_sync  # registers its table on the metadata, as db.models does
+import db.me_sync  # registers its table on the metadata, as db.models does
 import db.models  # noqa: F401
 from db.base import Base
 from db.engine import make_engine

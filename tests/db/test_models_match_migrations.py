@@ -8,6 +8,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine
 
 import db.clerk_sync  # registers its table on the metadata, as db.models does
+import db.me_sync  # registers its table on the metadata, as db.models does
 import db.models  # noqa: F401
 from cpn_sync.settings import libpq_url
 from db.base import Base

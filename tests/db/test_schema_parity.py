@@ -100,6 +100,7 @@ SERVICE_TABLES: dict[str, str] = {
     "deleted_users": "0003: tombstones of users deleted in Clerk (DESIGN.md section 3)",
     "scheduled_job_runs": "0003: when each beat job last ran, so two beats never run a tick twice",
     "clerk_sync_state": "0008: cursor, watermark and last success of each Clerk sync job",
+    "me_sync_requests": "0009: first-request sync calls, one per (clerk_id, sessionDataId)",
     "user_interaction_changes": "0004: per-user change stamps for the CPN dirty scan",
 }
 

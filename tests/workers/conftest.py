@@ -22,7 +22,13 @@ from cpn_sync.task_contract import PROCESS_EVENT, PROCESS_EVENTS, QUEUES, celery
 from tests.conftest import APP_TABLES
 from tests.worker_process import WorkerProcess
 
-WORKER_TABLES = (*APP_TABLES, "deleted_users", "scheduled_job_runs", "clerk_sync_state")
+WORKER_TABLES = (
+    *APP_TABLES,
+    "deleted_users",
+    "scheduled_job_runs",
+    "clerk_sync_state",
+    "me_sync_requests",
+)
 
 # Hypothesis profiles of these tests (applied per test, not loaded globally): CI runs the full
 # number of examples; `HYPOTHESIS_PROFILE=dev` is quicker while editing.

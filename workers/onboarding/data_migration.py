@@ -10,8 +10,6 @@ own work (the user upsert) stays.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -23,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cpn_sync.logs import get_logger
+from cpn_sync.onboarding_key import onboarding_key
 from db.errors import InvalidField, UserNotFound
 from db.models import DataMigration, User, UserProfile
 from db.queries import save_user_interaction, save_user_profile
@@ -88,16 +87,10 @@ class MigrationOutcome:
 
 
 def session_data_id_of(onboarding: Any) -> str:
-    """`sessionDataId` when it is usable text, else a stable hash of the object's canonical JSON
-    (the same data hashes alike whether it came from a webhook or an import line)."""
+    """`cpn_sync.onboarding_key`, and for data that could not be read the hash of its text."""
     if isinstance(onboarding, UnreadableOnboarding):
         return "sha256:" + onboarding.digest
-    if isinstance(onboarding, dict):
-        given = onboarding.get("sessionDataId")
-        if isinstance(given, str) and 0 < len(given.strip()) <= 255:
-            return given.strip()
-    canonical = json.dumps(onboarding, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+    return onboarding_key(onboarding)
 
 
 def migrate_session_data(

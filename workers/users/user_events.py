@@ -21,6 +21,7 @@ from sqlalchemy.sql.dml import ReturningInsert
 
 from cpn_sync.clerk import ClerkUser
 from cpn_sync.clerk import DeletedUser as ClerkDeletedUser
+from db.me_sync import MeSyncRequest
 from db.models import DataMigration, DeletedUser, EventStatus, User
 from workers.core.errors import is_unique_violation
 from workers.core.locks import lock_user
@@ -282,6 +283,8 @@ def erase_user(work: UnitOfWork, clerk_id: str) -> None:
         )
     )
     session.execute(delete(User).where(User.clerk_id == clerk_id))
+    # First-request sync calls may still hold onboarding data that no run has used.
+    session.execute(delete(MeSyncRequest).where(MeSyncRequest.clerk_id == clerk_id))
     state.redact_user_payloads(session, clerk_id)
     # Events that waited for this user now end as `ignored` (the tombstone decides).
     work.arrived_users.add(clerk_id)

@@ -1,0 +1,1 @@
+"""First-request sync (`POST /api/me/sync`, DESIGN.md section 10): the task of a call."""
