@@ -127,6 +127,15 @@ class Settings(BaseSettings):
             raise SettingsError("DATABASE_URL is not set (make run starts an embedded one)")
         return self.database_url
 
+    def require_broker_url(self) -> str:
+        """For what must reach the broker: never Celery's silent `amqp://localhost`."""
+        if not self.broker_url:
+            raise SettingsError(
+                "REDIS_URL is not set (nor CELERY_BROKER_URL): this command needs the broker "
+                "(make run starts an embedded one)"
+            )
+        return self.broker_url
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

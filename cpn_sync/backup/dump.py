@@ -170,6 +170,6 @@ def backup_command(out_dir: Path) -> None:
     """Dump the user tables and tombstones of $DATABASE_URL to a timestamped plain-SQL file."""
     try:
         path = backup(get_settings().require_database_url(), out_dir)
-    except (BackupError, ClientToolError, SettingsError, psycopg.OperationalError) as error:
+    except (BackupError, ClientToolError, SettingsError) as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"Backup created: {path}")

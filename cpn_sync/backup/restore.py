@@ -175,7 +175,7 @@ def restore_command(dump_file: Path) -> None:
     """Load a backup into the empty, migrated database at $DATABASE_URL."""
     try:
         result = restore(get_settings().require_database_url(), dump_file)
-    except (BackupError, ClientToolError, SettingsError, psycopg.OperationalError) as error:
+    except (BackupError, ClientToolError, SettingsError) as error:
         raise click.ClickException(str(error)) from error
     for table, count in result.row_counts.items():
         click.echo(f"{table:<18} {count} rows")

@@ -49,8 +49,23 @@ def worker_config() -> dict[str, Any]:
     }
 
 
+class _NoDefaultBroker(Celery):
+    """Celery falls back to `amqp://guest@localhost//` when no broker is configured; here a
+    missing broker URL is a `SettingsError` at the first connection instead."""
+
+    def connection_for_read(self, url: Any = None, **kwargs: Any) -> Any:
+        if not (url or self.conf.broker_read_url):
+            get_settings().require_broker_url()
+        return super().connection_for_read(url, **kwargs)
+
+    def connection_for_write(self, url: Any = None, **kwargs: Any) -> Any:
+        if not (url or self.conf.broker_write_url):
+            get_settings().require_broker_url()
+        return super().connection_for_write(url, **kwargs)
+
+
 def create_celery() -> Celery:
-    app = Celery("cpn_sync")
+    app = _NoDefaultBroker("cpn_sync")
     app.conf.update(celery_config(get_settings()))
     app.conf.update(worker_config())
     return app

@@ -68,7 +68,7 @@ def _recompute_everyone(engine: Engine, enqueue: bool) -> None:
     if enqueue:
         from workers.core.celery_app import app
 
-        app.send_task(CPN_RECOMPUTE_ALL)
+        app.send_task(CPN_RECOMPUTE_ALL, ignore_result=True)
         click.echo("full recompute queued")
         return
     options = CpnOptions.from_settings(get_settings())
@@ -97,7 +97,7 @@ def revoke_share(clerk_id: str, enqueue: bool) -> None:
         if enqueue:
             from workers.core.celery_app import app
 
-            app.send_task(CPN_REVOKE_SHARE, args=[user_id])
+            app.send_task(CPN_REVOKE_SHARE, args=[user_id], ignore_result=True)
             click.echo("share revocation queued")
             return
         rotated = revoke_share_links(engine, user_id, get_settings().public_base_url)
