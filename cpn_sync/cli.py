@@ -8,25 +8,45 @@ import sys
 
 import click
 
-from cpn_sync import logs
+from cpn_sync import dev_stack, logs
 from cpn_sync.backup.dump import backup_command
 from cpn_sync.backup.restore import restore_command
-from cpn_sync.settings import SettingsError, get_settings
+from cpn_sync.command_errors import OneLineErrors, database_location, server_location
+from cpn_sync.local import LocalServiceError
+from cpn_sync.settings import get_settings
 from webhooks.send import send
+from workers.clerk.errors import ClerkAPIError
 from workers.cpn.cli import cpn
 from workers.inbox.cli import events
 from workers.onboarding.cli import onboarding, sessions
 
 
-@click.group()
+@click.group(cls=OneLineErrors)
 @click.version_option(package_name="cpn-sync", message="%(prog)s %(version)s")
-def main() -> None:
+@click.option("-v", "--verbose", is_flag=True, help="Say which database and Redis are used.")
+@click.pass_context
+def main(ctx: click.Context, verbose: bool) -> None:
     """Keep the CPN app's PostgreSQL database in step with Clerk."""
-    try:
+    settings = get_settings()
+    if ctx.invoked_subcommand != "dev":  # dev starts the stack the others find
+        sources = dev_stack.fill_environment(settings.data_dir, os.environ)
+        get_settings.cache_clear()
         settings = get_settings()
-    except SettingsError as error:
-        raise click.ClickException(str(error)) from error
+        if verbose:
+            click.echo(
+                f"database: {database_location(settings.database_url)} "
+                f"(from {sources['DATABASE_URL']})",
+                err=True,
+            )
+            click.echo(
+                f"redis: {server_location(settings.redis_url)} (from {sources['REDIS_URL']})",
+                err=True,
+            )
     logs.configure(settings.log_level, settings.log_format)
+
+
+# Errors whose message is written to be shown as it is (no secret, no personal value).
+OneLineErrors.safe_errors = (ClerkAPIError, LocalServiceError)
 
 
 main.add_command(backup_command)
@@ -40,10 +60,7 @@ def migrate() -> None:
     """Bring the database to the newest migration (safe from several hosts at once)."""
     from db.migrate import upgrade
 
-    try:
-        revision = upgrade(get_settings().require_database_url())
-    except SettingsError as error:
-        raise click.ClickException(str(error)) from error
+    revision = upgrade(get_settings().require_database_url())
     click.echo(f"database at revision {revision}")
 
 
@@ -67,6 +84,7 @@ def worker(healthcheck: bool) -> None:
     from cpn_sync.metrics_dir import multiprocess_metrics
 
     settings = get_settings()
+    settings.require_broker_url()
     if healthcheck:
         from workers.app import app
         from workers.core.health import worker_answers
@@ -107,6 +125,7 @@ def beat(healthcheck: bool) -> None:
         return
     from workers.app import app
 
+    settings.require_broker_url()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app.start(
         [
@@ -162,11 +181,14 @@ def dev(only: str) -> None:
         if unknown:
             raise click.ClickException(f"not in the Procfile: {', '.join(unknown)}")
         supervisor = procfile.Supervisor({name: commands[name] for name in wanted}, env)
-        click.echo(f"webhook URL:    http://localhost:{settings.port}/webhooks/clerk")
+        webhook_url = f"http://localhost:{settings.port}/webhooks/clerk"
+        click.echo(f"webhook URL:    {webhook_url}")
         click.echo(f"signing secret: {secret}")
         click.echo("Ctrl-C stops everything.")
-        supervisor.start()
-        status = supervisor.wait()
+        stack = dev_stack.DevStack(os.getpid(), database_url, redis_url, secret, webhook_url)
+        with dev_stack.published(data_dir, stack):
+            supervisor.start()
+            status = supervisor.wait()
     except local.LocalServiceError as error:
         raise click.ClickException(str(error)) from None
     finally:
