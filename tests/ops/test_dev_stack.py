@@ -31,7 +31,7 @@ CLI = sys.prefix + "/bin/cpn-sync"
 class DevRun:
     """`cpn-sync dev` in a process group of its own, as a terminal runs it."""
 
-    def __init__(self, data_dir: Path, log: Path) -> None:
+    def __init__(self, data_dir: Path, log: Path, **extra_env: str) -> None:
         self.data_dir = data_dir
         self.log_path = log
         self.port = free_port()
@@ -42,6 +42,7 @@ class DevRun:
             WEB_CONCURRENCY="1",
             WORKER_CONCURRENCY="1",
             PYTHONUNBUFFERED="1",
+            **extra_env,
         )
         with log.open("wb") as out:
             self.process = subprocess.Popen(
