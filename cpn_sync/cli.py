@@ -144,13 +144,20 @@ def beat(healthcheck: bool) -> None:
     show_default=True,
     help="Procfile process types to run, comma-separated.",
 )
-def dev(only: str) -> None:
+@click.option(
+    "--with",
+    "extras",
+    type=click.Choice(["flower"]),
+    multiple=True,
+    help="Also run this tool: flower, the Celery monitor (on $FLOWER_PORT, default 5555).",
+)
+def dev(only: str, extras: tuple[str, ...]) -> None:
     """Run the service locally in the foreground (what `make run` calls).
 
     Without DATABASE_URL / REDIS_URL it starts an embedded PostgreSQL and Redis under
     $DATA_DIR (default .data/); a second run reuses their data. Ctrl-C stops everything.
     """
-    from cpn_sync import local, procfile
+    from cpn_sync import local, local_tools, procfile
     from db.migrate import upgrade
 
     settings = get_settings()
@@ -173,6 +180,8 @@ def dev(only: str) -> None:
             click.echo(f"embedded Redis on {redis_url}")
         secret = settings.clerk_webhook_secret or local.webhook_secret(data_dir)
         env.update(DATABASE_URL=database_url, REDIS_URL=redis_url, CLERK_WEBHOOK_SECRET=secret)
+        if not settings.log_format and sys.stdout.isatty():
+            env["LOG_FORMAT"] = "console"  # the children write to a pipe, read on a terminal
 
         click.echo(f"database at revision {upgrade(database_url)}")
         commands = procfile.read_procfile()
@@ -180,10 +189,15 @@ def dev(only: str) -> None:
         unknown = [name for name in wanted if name not in commands]
         if unknown:
             raise click.ClickException(f"not in the Procfile: {', '.join(unknown)}")
-        supervisor = procfile.Supervisor({name: commands[name] for name in wanted}, env)
+        chosen = {name: commands[name] for name in wanted}
+        if "flower" in extras:
+            chosen["flower"] = local_tools.flower_command(env)
+        supervisor = procfile.Supervisor(chosen, env)
         webhook_url = f"http://localhost:{settings.port}/webhooks/clerk"
         click.echo(f"webhook URL:    {webhook_url}")
         click.echo(f"signing secret: {secret}")
+        if "flower" in extras:
+            click.echo(f"Flower:         {local_tools.flower_url(env)}")
         click.echo("Ctrl-C stops everything.")
         stack = dev_stack.DevStack(os.getpid(), database_url, redis_url, secret, webhook_url)
         with dev_stack.published(data_dir, stack):

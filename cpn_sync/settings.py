@@ -63,7 +63,8 @@ class Settings(BaseSettings):
     port: int = 8000
     public_base_url: str = "http://localhost:8000"
     log_level: str = "INFO"
-    log_format: str = Field(default="json", pattern="^(json|console)$")
+    # None: console lines on a terminal, JSON otherwise (cpn_sync.logs.configure).
+    log_format: str | None = Field(default=None, pattern="^(json|console)$")
     web_concurrency: int = Field(default=2, ge=1)
     worker_concurrency: int = Field(default=2, ge=1)
     worker_queues: str = "webhooks,cpn,maintenance"
