@@ -102,6 +102,7 @@ class Settings(BaseSettings):
     worker_metrics_port: int = Field(default=9808, ge=0, le=65535)
     canary_interval_seconds: float = Field(default=60, gt=0)
     metrics_token: str | None = Field(default=None, description="Bearer token of /metrics.")
+    sentry_dsn: str | None = Field(default=None, description="Error tracking (sentry extra).")
 
     @field_validator("database_url")
     @classmethod

@@ -17,6 +17,7 @@ from celery import Celery
 from celery.signals import setup_logging, worker_process_init
 
 from cpn_sync import logs
+from cpn_sync.error_tracking import start_error_tracking
 from cpn_sync.settings import get_settings
 from cpn_sync.task_contract import celery_config
 from workers.core import task_metrics
@@ -65,6 +66,7 @@ class _NoDefaultBroker(Celery):
 
 
 def create_celery() -> Celery:
+    start_error_tracking(get_settings())  # before the app: the integration hooks its tasks
     app = _NoDefaultBroker("cpn_sync")
     app.conf.update(celery_config(get_settings()))
     app.conf.update(worker_config())
