@@ -21,7 +21,12 @@ from workers.inbox.cli import events
 from workers.onboarding.cli import onboarding, sessions
 
 
-@click.group(cls=OneLineErrors)
+class _Commands(OneLineErrors):
+    # Errors whose message is written to be shown as it is (no secret, no personal value).
+    safe_errors = (ClerkAPIError, LocalServiceError)
+
+
+@click.group(cls=_Commands)
 @click.version_option(package_name="cpn-sync", message="%(prog)s %(version)s")
 @click.option("-v", "--verbose", is_flag=True, help="Say which database and Redis are used.")
 @click.pass_context
@@ -43,10 +48,6 @@ def main(ctx: click.Context, verbose: bool) -> None:
                 err=True,
             )
     logs.configure(settings.log_level, settings.log_format)
-
-
-# Errors whose message is written to be shown as it is (no secret, no personal value).
-OneLineErrors.safe_errors = (ClerkAPIError, LocalServiceError)
 
 
 main.add_command(backup_command)
