@@ -8,7 +8,6 @@ error's message, which may quote row values; a password never appears.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,7 +19,7 @@ import sqlalchemy.exc
 from kombu.exceptions import OperationalError as BrokerOperationalError
 from sqlalchemy.engine import make_url
 
-from cpn_sync.db_errors import describe_database_error, is_database_error
+from cpn_sync.db_errors import describe_database_error, exception_chain, is_database_error
 from cpn_sync.settings import Settings, SettingsError, get_settings
 
 # What a login refusal looks like in libpq's message (no SQLSTATE reaches a failed connect).
@@ -48,15 +47,6 @@ def server_location(url: str | None) -> str:
     parts = urlsplit(url)
     port = f":{parts.port}" if parts.port else ""
     return f"{parts.scheme}://{parts.hostname or 'localhost'}{port}{parts.path}"
-
-
-def _chain(error: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        current = current.__cause__ or current.__context__
 
 
 def _database_line(error: BaseException, settings: Settings | None) -> str:
@@ -93,7 +83,7 @@ def one_line(error: BaseException, safe_errors: tuple[type[BaseException], ...])
         settings: Settings | None = get_settings()
     except SettingsError:
         settings = None
-    for link in _chain(error):
+    for link in exception_chain(error):
         if isinstance(link, (SettingsError, *safe_errors)):
             return str(link)
         if is_database_error(link):

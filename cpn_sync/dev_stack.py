@@ -15,6 +15,8 @@ from collections.abc import Iterator, MutableMapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from cpn_sync.local import is_running
+
 STACK_FILE = "stack.json"
 # The variables the stack provides, and the field of the file that holds each.
 PROVIDED = {
@@ -62,20 +64,10 @@ def _read(path: Path) -> DevStack | None:
         return None
 
 
-def _is_running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def running_stack(data_dir: Path) -> DevStack | None:
     """The stack of a `cpn-sync dev` that is running now, or None (no file, or a stale one)."""
     stack = _read(stack_path(data_dir))
-    if stack is None or not _is_running(stack.pid):
+    if stack is None or not is_running(stack.pid):
         return None
     return stack
 

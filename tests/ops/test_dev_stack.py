@@ -8,7 +8,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import stat
 import subprocess
 import sys
@@ -22,44 +21,20 @@ import psutil
 import pytest
 
 from cpn_sync.local import free_port
-from tests.ops.test_make_run import SHUTDOWN_DEADLINE, STARTUP_DEADLINE, UNSET, processes_of
+from tests.ops.test_make_run import STARTUP_DEADLINE, UNSET, MakeRun, processes_of
 from tests.services import ROOT
 
 CLI = sys.prefix + "/bin/cpn-sync"
 
 
-class DevRun:
-    """`cpn-sync dev` in a process group of its own, as a terminal runs it."""
+class DevRun(MakeRun):
+    """`cpn-sync dev` (what `make run` runs), as a terminal runs it."""
 
     def __init__(self, data_dir: Path, log: Path, **extra_env: str) -> None:
-        self.data_dir = data_dir
-        self.log_path = log
-        self.port = free_port()
-        env = {k: v for k, v in os.environ.items() if k not in UNSET}
-        env.update(
-            DATA_DIR=str(data_dir),
-            PORT=str(self.port),
-            WEB_CONCURRENCY="1",
-            WORKER_CONCURRENCY="1",
-            PYTHONUNBUFFERED="1",
-            **extra_env,
-        )
-        with log.open("wb") as out:
-            self.process = subprocess.Popen(
-                [CLI, "dev"],
-                cwd=ROOT,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-
-    @property
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        super().__init__(data_dir, log, [CLI, "dev"], **extra_env)
 
     def wait_until_ready(self) -> None:
+        """Up to /readyz: the web stores webhooks (its database answers)."""
         deadline = time.monotonic() + STARTUP_DEADLINE
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -69,18 +44,6 @@ class DevRun:
                     return
             time.sleep(0.5)
         pytest.fail(f"not ready within {STARTUP_DEADLINE} s:\n{self.output[-4000:]}")
-
-    def ctrl_c(self) -> None:
-        os.killpg(self.process.pid, signal.SIGINT)
-        try:
-            self.process.wait(SHUTDOWN_DEADLINE)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"still running after Ctrl-C:\n{self.output[-4000:]}")
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
 
 
 def another_terminal(data_dir: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
