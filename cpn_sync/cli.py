@@ -70,6 +70,7 @@ def web() -> None:
     """Serve HTTP on $PORT with $WEB_CONCURRENCY uvicorn workers."""
     from webhooks.server import serve
 
+    get_settings().require_broker_url()  # it publishes every stored event's task
     serve(get_settings())
 
 

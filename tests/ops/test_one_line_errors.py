@@ -12,11 +12,14 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import click
 import pytest
+from click.testing import CliRunner
 from sqlalchemy.engine import make_url
 
 from cpn_sync.local import free_port
 from tests.services import ROOT, TestServers
+from workers.clerk.errors import ClerkAuthError
 
 PASSWORD = "s3cret-Pa55word"
 CLI = [sys.prefix + "/bin/cpn-sync"]
@@ -125,8 +128,21 @@ def test_the_right_password_gets_through(tmp: Path, password_postgres: int) -> N
     assert result.stdout.startswith("database at revision ")
 
 
-def test_a_missing_broker_url_is_an_error_not_amqp_localhost(tmp: Path, database_url: str) -> None:
-    result = run_cli(["cpn", "recompute", "--all", "--enqueue"], tmp, DATABASE_URL=database_url)
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["web"],
+        ["worker"],
+        ["beat"],
+        ["events", "replay", "--status", "failed"],
+        ["cpn", "recompute", "--all", "--enqueue"],
+    ],
+    ids=lambda args: " ".join(args[:2]),
+)
+def test_a_missing_broker_url_is_an_error_not_amqp_localhost(
+    args: list[str], tmp: Path, database_url: str
+) -> None:
+    result = run_cli(args, tmp, DATABASE_URL=database_url)
 
     assert_one_line(
         result,
@@ -181,3 +197,25 @@ def password_postgres() -> Iterator[int]:
     finally:
         pg.pg_ctl(["-m", "immediate", "stop"], pgdata=pgdata, user=user)  # type: ignore[attr-defined]
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_a_clerk_api_error_is_its_own_one_line() -> None:
+    """The Clerk client's errors are written to be shown (never the key): the group prints
+    them as they are, for every command that calls Clerk."""
+    from cpn_sync.cli import main
+
+    @click.group(cls=type(main))
+    def group() -> None:
+        pass
+
+    @group.command()
+    def sync() -> None:
+        raise ClerkAuthError(status=401, path="/users")
+
+    result = CliRunner().invoke(group, ["sync"])
+
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: Clerk refused CLERK_SECRET_KEY (HTTP 401 on GET /users): check that "
+        "CLERK_SECRET_KEY is this instance's secret key\n"
+    )

@@ -15,6 +15,7 @@ import orjson
 from kombu.exceptions import OperationalError
 from sqlalchemy import Select, Text, cast, func, select, update
 
+from cpn_sync.settings import get_settings
 from cpn_sync.task_contract import PROCESS_EVENT
 from db.models import WEBHOOK_EVENT_STATUSES, EventStatus, WebhookEvent
 from workers.core.commands import command_engine, utc_text
@@ -142,6 +143,7 @@ def replay(svix_id: str | None, status: str | None, event_type: str | None, dry_
     if dry_run:
         _dry_run(conditions, svix_id)
         return
+    get_settings().require_broker_url()  # before any row is reset
     with command_engine() as engine, engine.begin() as connection:
         matched = connection.scalar(
             select(func.count()).select_from(WebhookEvent).where(*conditions)
