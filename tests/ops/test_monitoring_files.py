@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -147,9 +148,15 @@ def test_every_metric_and_label_named_is_exported_by_the_real_processes(run_dir:
             dev.data_dir, "send", "user.created", "--secret", "whsec_d3Jvbmctc2VjcmV0"
         )
         assert refused.returncode == 1
-        exported: Exported = dict(PROMETHEUS_SERIES)
-        exported |= scrape(f"http://127.0.0.1:{dev.port}/metrics")
-        exported |= scrape(f"http://127.0.0.1:{worker_port}/metrics")
+        # The gauges read from the database and the broker fill in at a scrape's refresh.
+        deadline = time.monotonic() + 30
+        while True:
+            exported: Exported = dict(PROMETHEUS_SERIES)
+            exported |= scrape(f"http://127.0.0.1:{dev.port}/metrics")
+            exported |= scrape(f"http://127.0.0.1:{worker_port}/metrics")
+            if not problems_against(exported) or time.monotonic() > deadline:
+                break
+            time.sleep(1)
         dev.ctrl_c()
     finally:
         dev.kill()
