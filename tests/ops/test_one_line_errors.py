@@ -22,6 +22,8 @@ from tests.services import ROOT, TestServers
 from workers.clerk.errors import ClerkAuthError
 
 PASSWORD = "s3cret-Pa55word"
+# Set, and never reached: the database fails first (`events replay` checks the URL is set).
+UNUSED_BROKER = "redis://127.0.0.1:1/0"
 CLI = [sys.prefix + "/bin/cpn-sync"]
 
 # Every subcommand that reads the database, with the arguments it needs to get that far.
@@ -70,7 +72,7 @@ def test_a_closed_port_is_one_line_naming_the_server(args: list[str], tmp: Path)
     port = free_port()
     url = f"postgresql://cpn:{PASSWORD}@127.0.0.1:{port}/cpn"
 
-    result = run_cli(args, tmp, DATABASE_URL=url)
+    result = run_cli(args, tmp, DATABASE_URL=url, REDIS_URL=UNUSED_BROKER)
 
     assert_one_line(
         result, f"PostgreSQL at 127.0.0.1:{port}/cpn does not answer (Connection refused)"
@@ -82,7 +84,7 @@ def test_a_closed_port_is_one_line_naming_the_server(args: list[str], tmp: Path)
 def test_an_unmigrated_database_says_run_migrate(
     args: list[str], tmp: Path, unmigrated_url: str
 ) -> None:
-    result = run_cli(args, tmp, DATABASE_URL=unmigrated_url)
+    result = run_cli(args, tmp, DATABASE_URL=unmigrated_url, REDIS_URL=UNUSED_BROKER)
 
     where = make_url(unmigrated_url)
     assert_one_line(
