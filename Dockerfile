@@ -3,7 +3,7 @@
 # Build:  docker build -t cpn-sync .      Run:  see docker-compose.yml and the README.
 
 # --- build: a virtualenv holding the package (a regular, non-editable install) and exactly the
-# runtime dependencies that uv.lock pins (hashes checked), plus the `flower` extra; no dev tools,
+# runtime dependencies that uv.lock pins (hashes checked), plus the `flower` and `sentry` extras; no dev tools,
 # no embedded servers (the `local` extra).
 FROM python:3.11-slim AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -18,12 +18,12 @@ COPY requirements/uv.txt ./requirements/uv.txt
 RUN pip install --no-deps --require-hashes -r requirements/uv.txt
 COPY pyproject.toml uv.lock README.md ./
 # The dependencies first, in their own layer: a code change does not download them again.
-RUN uv sync --locked --no-dev --extra flower --no-install-project
+RUN uv sync --locked --no-dev --extra flower --extra sentry --no-install-project
 COPY cpn_sync ./cpn_sync
 COPY db ./db
 COPY webhooks ./webhooks
 COPY workers ./workers
-RUN uv sync --locked --no-dev --extra flower --no-editable
+RUN uv sync --locked --no-dev --extra flower --extra sentry --no-editable
 
 # --- runtime: the virtualenv alone, run by an unprivileged user, and the PostgreSQL client
 # programs of the compose file's server (PG_MAJOR) for `cpn-sync backup` / `restore`, from the

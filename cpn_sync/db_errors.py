@@ -50,7 +50,8 @@ def without_values(error: Exception) -> Exception:
     return ScrubbedDatabaseError(f"{type(error).__name__}: {describe_database_error(error)}")
 
 
-def _chain(error: BaseException) -> Iterator[BaseException]:
+def exception_chain(error: BaseException) -> Iterator[BaseException]:
+    """The error, then its causes and contexts, each once."""
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
@@ -74,7 +75,7 @@ def scrub_exc_info(
     error = exc_info[1] if isinstance(exc_info, tuple) else None
     if error is None:
         return event_dict
-    database_errors = [link for link in _chain(error) if is_database_error(link)]
+    database_errors = [link for link in exception_chain(error) if is_database_error(link)]
     if not database_errors:
         return event_dict
     frames = "".join(traceback.format_tb(error.__traceback__))

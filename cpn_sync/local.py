@@ -76,12 +76,13 @@ def _forget_dead_handles(pid_list: Path) -> None:
     if not pid_list.exists():
         return
     pids: list[int] = json.loads(pid_list.read_text() or "[]")
-    alive = [pid for pid in pids if _is_running(pid)]
+    alive = [pid for pid in pids if is_running(pid)]
     if alive != pids:
         pid_list.write_text(json.dumps(alive))
 
 
-def _is_running(pid: int) -> bool:
+def is_running(pid: int) -> bool:
+    """Whether a process of this pid exists (a dead run's pid files say otherwise)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -45,8 +45,14 @@ def _orjson_dumps(value: Any, **_: Any) -> str:
     return orjson.dumps(value, default=str).decode()
 
 
-def configure(level: str = "INFO", fmt: str = "json") -> None:
-    """Route structlog (directly) and the standard library (via a handler) to one renderer."""
+def configure(level: str = "INFO", fmt: str | None = "json") -> None:
+    """Route structlog (directly) and the standard library (via a handler) to one renderer.
+
+    `fmt` None (LOG_FORMAT unset): console lines for a person at a terminal, JSON for a log
+    collector.
+    """
+    if fmt is None:
+        fmt = "console" if sys.stderr.isatty() else "json"
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,

@@ -63,7 +63,8 @@ class Settings(BaseSettings):
     port: int = 8000
     public_base_url: str = "http://localhost:8000"
     log_level: str = "INFO"
-    log_format: str = Field(default="json", pattern="^(json|console)$")
+    # None: console lines on a terminal, JSON otherwise (cpn_sync.logs.configure).
+    log_format: str | None = Field(default=None, pattern="^(json|console)$")
     web_concurrency: int = Field(default=2, ge=1)
     worker_concurrency: int = Field(default=2, ge=1)
     worker_queues: str = "webhooks,cpn,maintenance"
@@ -117,6 +118,7 @@ class Settings(BaseSettings):
     sync_user_requests_per_minute: int = Field(default=30, ge=1)
     sync_process_requests_per_second: int = Field(default=200, ge=1)
     sync_max_pending: int = Field(default=1000, ge=1)
+    sentry_dsn: str | None = Field(default=None, description="Error tracking (sentry extra).")
 
     @field_validator("database_url")
     @classmethod
@@ -156,6 +158,15 @@ class Settings(BaseSettings):
         if not self.database_url:
             raise SettingsError("DATABASE_URL is not set (make run starts an embedded one)")
         return self.database_url
+
+    def require_broker_url(self) -> str:
+        """For what must reach the broker: never Celery's silent `amqp://localhost`."""
+        if not self.broker_url:
+            raise SettingsError(
+                "REDIS_URL is not set (nor CELERY_BROKER_URL): this command needs the broker "
+                "(make run starts an embedded one)"
+            )
+        return self.broker_url
 
 
 @lru_cache(maxsize=1)

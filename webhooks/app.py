@@ -15,6 +15,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from cpn_sync import logs
+from cpn_sync.error_tracking import start_error_tracking
 from cpn_sync.settings import Settings, get_settings
 from webhooks.clerk import receive_clerk_webhook
 from webhooks.me_sync.cors import ApiCORS
@@ -33,6 +34,7 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         chosen = settings or get_settings()
         logs.configure(chosen.log_level, chosen.log_format)  # uvicorn's workers are new processes
+        start_error_tracking(chosen)
         app.state.services = await Services.open(
             chosen, gauge_max_age=gauge_max_age, ready_max_age=ready_max_age
         )

@@ -13,6 +13,7 @@ import datetime as dt
 import os
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ from cpn_sync.backup.pg_tools import (
     find_tool,
     full_conninfo,
 )
+from cpn_sync.backup.progress import ByteProgress
 from cpn_sync.logs import get_logger
 from cpn_sync.settings import SettingsError, get_settings
 from db.models import SEED_TABLES
@@ -130,11 +132,17 @@ def backup(
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "wb") as out, tempfile.TemporaryFile() as errors:
-            result = subprocess.run(
-                args, stdout=out, stderr=errors, env={**os.environ, **password_env}, check=False
+            child = subprocess.Popen(
+                args, stdout=out, stderr=errors, env={**os.environ, **password_env}
             )
-            if result.returncode != 0:
-                raise ToolFailedError(tool, result.returncode, error_lines(errors))
+            progress = ByteProgress("written")
+            while child.poll() is None:
+                progress.update(os.fstat(out.fileno()).st_size)
+                time.sleep(0.1)
+            progress.update(os.fstat(out.fileno()).st_size)
+            progress.finish()
+            if child.returncode != 0:
+                raise ToolFailedError(tool, child.returncode, error_lines(errors))
         os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)
@@ -170,6 +178,6 @@ def backup_command(out_dir: Path) -> None:
     """Dump the user tables and tombstones of $DATABASE_URL to a timestamped plain-SQL file."""
     try:
         path = backup(get_settings().require_database_url(), out_dir)
-    except (BackupError, ClientToolError, SettingsError, psycopg.OperationalError) as error:
+    except (BackupError, ClientToolError, SettingsError) as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"Backup created: {path}")

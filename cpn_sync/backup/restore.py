@@ -44,6 +44,7 @@ from cpn_sync.backup.pg_tools import (
     newer_dump_hint,
     without_unknown_settings,
 )
+from cpn_sync.backup.progress import ByteProgress
 from cpn_sync.logs import get_logger
 from cpn_sync.settings import SettingsError, get_settings
 
@@ -96,10 +97,12 @@ def restore(database_url: str, dump_file: Path, *, psql: ClientTool | None = Non
             env={**os.environ, **password_env},
         )  # fmt: skip
         assert child.stdin is not None
+        progress = ByteProgress("loaded", dump_file.stat().st_size)
         try:
             with dump_file.open("rb") as source:
-                lines = checked_lines(dump_file, source, LOADED_TABLES)
+                lines = progress.counted(checked_lines(dump_file, source, LOADED_TABLES))
                 child.stdin.writelines(without_unknown_settings(lines, database.settings))
+            progress.finish()
         except BrokenPipeError:
             pass  # psql stopped at an error; its status and messages say which
         except DumpRefusedError:  # the file changed since it was checked: load nothing
@@ -175,7 +178,7 @@ def restore_command(dump_file: Path) -> None:
     """Load a backup into the empty, migrated database at $DATABASE_URL."""
     try:
         result = restore(get_settings().require_database_url(), dump_file)
-    except (BackupError, ClientToolError, SettingsError, psycopg.OperationalError) as error:
+    except (BackupError, ClientToolError, SettingsError) as error:
         raise click.ClickException(str(error)) from error
     for table, count in result.row_counts.items():
         click.echo(f"{table:<18} {count} rows")

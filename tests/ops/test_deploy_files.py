@@ -234,7 +234,7 @@ class TestTheCheckerNotices:
         broken = (
             text.replace("USER 10001:10001", "USER root")
             .replace(
-                "uv sync --locked --no-dev --extra flower --no-editable",
+                "uv sync --locked --no-dev --extra flower --extra sentry --no-editable",
                 "uv sync --extra flower --extra local",
             )
             .replace("pip install --no-deps --require-hashes", "pip install --no-deps")

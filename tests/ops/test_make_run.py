@@ -29,9 +29,11 @@ UNSET_MAKE = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")  # when the suite itself runs 
 
 
 class MakeRun:
-    """One `make run` in a process group of its own, as a terminal would run it."""
+    """One `make run` (or `command`) in a process group of its own, as a terminal would run it."""
 
-    def __init__(self, data_dir: Path, log: Path) -> None:
+    def __init__(
+        self, data_dir: Path, log: Path, command: list[str] | None = None, **extra_env: str
+    ) -> None:
         self.data_dir = data_dir
         self.log_path = log
         self.port = free_port()
@@ -43,10 +45,11 @@ class MakeRun:
             WORKER_CONCURRENCY="1",
             LOG_LEVEL="INFO",
             PYTHONUNBUFFERED="1",
+            **extra_env,
         )
         with log.open("wb") as out:
             self.process = subprocess.Popen(
-                ["make", "run", f"VENV={sys.prefix}", "SKIP_INSTALL=1"],
+                command or ["make", "run", f"VENV={sys.prefix}", "SKIP_INSTALL=1"],
                 cwd=ROOT,
                 env=env,
                 stdout=out,

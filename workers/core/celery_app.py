@@ -17,6 +17,7 @@ from celery import Celery
 from celery.signals import setup_logging, worker_process_init
 
 from cpn_sync import logs
+from cpn_sync.error_tracking import start_error_tracking
 from cpn_sync.settings import get_settings
 from cpn_sync.task_contract import celery_config
 from workers.core import task_metrics
@@ -49,8 +50,24 @@ def worker_config() -> dict[str, Any]:
     }
 
 
+class _NoDefaultBroker(Celery):
+    """Celery falls back to `amqp://guest@localhost//` when no broker is configured; here a
+    missing broker URL is a `SettingsError` at the first connection instead."""
+
+    def connection_for_read(self, url: Any = None, **kwargs: Any) -> Any:
+        if not (url or self.conf.broker_read_url):
+            get_settings().require_broker_url()
+        return super().connection_for_read(url, **kwargs)
+
+    def connection_for_write(self, url: Any = None, **kwargs: Any) -> Any:
+        if not (url or self.conf.broker_write_url):
+            get_settings().require_broker_url()
+        return super().connection_for_write(url, **kwargs)
+
+
 def create_celery() -> Celery:
-    app = Celery("cpn_sync")
+    start_error_tracking(get_settings())  # before the app: the integration hooks its tasks
+    app = _NoDefaultBroker("cpn_sync")
     app.conf.update(celery_config(get_settings()))
     app.conf.update(worker_config())
     return app

@@ -57,6 +57,10 @@ def _recompute_user(engine: Engine, user_id: int, enqueue: bool) -> None:
         except SettingsError as error:
             raise click.ClickException(str(error)) from error
         click.echo("recompute queued" if queued else "a recompute is already queued")
+        click.echo(
+            f"a worker runs it within {settings.cpn_coalesce_seconds:g} s (CPN_COALESCE_SECONDS); "
+            "follow it with `cpn-sync cpn show CLERK_ID` or the worker log (cpn.chunk_recomputed)"
+        )
         return
     outcome = recompute_chunk(engine, [user_id], CpnOptions.from_settings(settings))
     if outcome.out_of_range:
@@ -68,8 +72,14 @@ def _recompute_everyone(engine: Engine, enqueue: bool) -> None:
     if enqueue:
         from workers.core.celery_app import app
 
-        app.send_task(CPN_RECOMPUTE_ALL)
+        app.send_task(CPN_RECOMPUTE_ALL, ignore_result=True)
         click.echo("full recompute queued")
+        click.echo(
+            "follow it: the worker log (cpn.job_done job=recompute_all, then "
+            "cpn.chunk_recomputed), the worker metrics "
+            'cpn_worker_tasks_total{task="cpn.recompute_chunk"}, or Flower '
+            "(cpn-sync dev --with flower)"
+        )
         return
     options = CpnOptions.from_settings(get_settings())
     with engine.connect() as connection:
@@ -97,7 +107,7 @@ def revoke_share(clerk_id: str, enqueue: bool) -> None:
         if enqueue:
             from workers.core.celery_app import app
 
-            app.send_task(CPN_REVOKE_SHARE, args=[user_id])
+            app.send_task(CPN_REVOKE_SHARE, args=[user_id], ignore_result=True)
             click.echo("share revocation queued")
             return
         rotated = revoke_share_links(engine, user_id, get_settings().public_base_url)

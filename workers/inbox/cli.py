@@ -15,6 +15,7 @@ import orjson
 from kombu.exceptions import OperationalError
 from sqlalchemy import Select, Text, cast, func, select, update
 
+from cpn_sync.settings import get_settings
 from cpn_sync.task_contract import PROCESS_EVENT
 from db.models import WEBHOOK_EVENT_STATUSES, EventStatus, WebhookEvent
 from workers.core.commands import command_engine, utc_text
@@ -42,21 +43,33 @@ def events() -> None:
 @click.option("--status", type=click.Choice(WEBHOOK_EVENT_STATUSES), help="Only this status.")
 @click.option("--type", "event_type", help="Only this event type, e.g. user.created.")
 @click.option("--since", type=click.DateTime(DATETIME_FORMATS), help="Received at or after (UTC).")
+@click.option("--user", "clerk_user_id", metavar="USER_ID", help="Only events naming this user.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1))
+@click.option("--json", "as_json", is_flag=True, help="A JSON array, one object per event.")
 def list_events(
-    status: str | None, event_type: str | None, since: dt.datetime | None, limit: int
+    status: str | None,
+    event_type: str | None,
+    since: dt.datetime | None,
+    clerk_user_id: str | None,
+    limit: int,
+    as_json: bool,
 ) -> None:
     """The newest events first: id, svix id, type, status, attempts, times, last error."""
     # The columns it prints, never the payload: listing decodes no JSON.
     query: Select[Any] = select(*_SUMMARY_COLUMNS).order_by(WebhookEvent.received_at.desc())
     if status:
         query = query.where(WebhookEvent.status == status)
+    if clerk_user_id:
+        query = query.where(WebhookEvent.clerk_user_id == clerk_user_id)
     if event_type:
         query = query.where(WebhookEvent.event_type == event_type)
     if since:
         query = query.where(WebhookEvent.received_at >= _utc(since))
     with command_engine() as engine, engine.connect() as connection:
         rows = connection.execute(query.limit(limit)).all()
+    if as_json:
+        click.echo(orjson.dumps([row._asdict() for row in rows], option=orjson.OPT_INDENT_2))
+        return
     click.echo(
         f"{'id':>8}  {'svix_id':<32}  {'type':<18}  {'status':<10}  {'tries':>5}  "
         f"{'received (UTC)':<19}  {'processed (UTC)':<19}  last_error"
@@ -110,7 +123,8 @@ def show(svix_id: str, with_payload: bool) -> None:
 @click.argument("svix_id", required=False)
 @click.option("--status", type=click.Choice(REPLAYABLE_STATUSES), help="Replay every such event.")
 @click.option("--type", "event_type", help="With --status: only this event type.")
-def replay(svix_id: str | None, status: str | None, event_type: str | None) -> None:
+@click.option("--dry-run", is_flag=True, help="Say which events would be replayed; change nothing.")
+def replay(svix_id: str | None, status: str | None, event_type: str | None, dry_run: bool) -> None:
     """Reset events to `received` and enqueue them again: one by svix id, or all of a status.
 
     A replay starts afresh: attempts, last error and processed time are cleared. Events whose
@@ -126,6 +140,10 @@ def replay(svix_id: str | None, status: str | None, event_type: str | None) -> N
         else [WebhookEvent.status == status]
         + ([WebhookEvent.event_type == event_type] if event_type else [])
     )
+    if dry_run:
+        _dry_run(conditions, svix_id)
+        return
+    get_settings().require_broker_url()  # before any row is reset
     with command_engine() as engine, engine.begin() as connection:
         matched = connection.scalar(
             select(func.count()).select_from(WebhookEvent).where(*conditions)
@@ -155,6 +173,24 @@ def replay(svix_id: str | None, status: str | None, event_type: str | None) -> N
         )
     if redacted:
         click.echo(f"{redacted} skipped: payload redacted, nothing left to apply", err=True)
+
+
+def _dry_run(conditions: list[Any], svix_id: str | None) -> None:
+    """What `replay` would take, read only: the svix ids, and those it would skip."""
+    with command_engine() as engine, engine.connect() as connection:
+        rows = connection.execute(
+            select(WebhookEvent.svix_id, WebhookEvent.payload.is_(None).label("redacted"))
+            .where(*conditions)
+            .order_by(WebhookEvent.id)
+        ).all()
+    if svix_id and not rows:
+        raise click.ClickException(f"no stored event with svix id {svix_id}")
+    replayable = [row.svix_id for row in rows if not row.redacted]
+    for replayed in replayable:
+        click.echo(replayed)
+    click.echo(f"would replay {len(replayable)} event(s); nothing changed (--dry-run)")
+    if len(rows) > len(replayable):
+        click.echo(f"{len(rows) - len(replayable)} would be skipped: payload redacted", err=True)
 
 
 def _indented(stored: str) -> str:

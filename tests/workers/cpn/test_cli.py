@@ -90,5 +90,9 @@ def test_enqueue_hands_the_user_to_the_workers(clean_db: Engine, redis_url: str)
 
     outputs = [run("recompute", "--user", clerk_id, "--enqueue").output for _ in range(2)]
 
-    assert outputs == ["recompute queued\n", "a recompute is already queued\n"]
+    follow = (
+        "a worker runs it within 5 s (CPN_COALESCE_SECONDS); follow it with "
+        "`cpn-sync cpn show CLERK_ID` or the worker log (cpn.chunk_recomputed)\n"
+    )
+    assert outputs == ["recompute queued\n" + follow, "a recompute is already queued\n" + follow]
     assert broker.llen("cpn") == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from click.testing import CliRunner, Result
@@ -48,6 +49,22 @@ class TestList:
 
         assert "0 event(s)" in later.output
         assert "msg_today" in earlier.output
+
+    def test_json_for_scripts_and_one_user_only(self, engine: Engine, process: Processor) -> None:
+        process(store_event(engine, good_user("user_a"), svix_id="msg_a"))
+        process(store_event(engine, good_user("user_b"), svix_id="msg_b"))
+
+        result = cli("list", "--json", "--user", "user_a")
+
+        assert result.exit_code == 0, result.output
+        listed = json.loads(result.output)
+        assert [(e["svix_id"], e["clerk_user_id"], e["status"]) for e in listed] == [
+            ("msg_a", "user_a", "processed")
+        ]
+        assert listed[0]["event_type"] == "user.created"
+        assert listed[0]["received_at"].endswith("+00:00")
+        assert "payload" not in listed[0]
+        assert "user_a@e.com" not in result.output
 
     def test_unknown_status_is_a_usage_error(self) -> None:
         result = cli("list", "--status", "lost")
@@ -108,6 +125,25 @@ class TestReplay:
 
         assert "replayed 0 event(s)" in result.output
         assert "1 skipped: payload redacted" in result.output
+
+    def test_dry_run_names_the_events_and_changes_nothing(
+        self, engine: Engine, process: Processor, redis_url: str
+    ) -> None:
+        failed = [store_event(engine, example("user.created"), svix_id=f"msg_f{i}") for i in (1, 2)]
+        for event_id in failed:
+            process(event_id)
+        take_queued(redis_url, "webhooks")
+
+        result = cli("replay", "--status", "failed", "--dry-run")
+
+        assert result.exit_code == 0, result.output
+        assert result.output == (
+            "msg_f1\nmsg_f2\nwould replay 2 event(s); nothing changed (--dry-run)\n"
+        )
+        assert take_queued(redis_url, "webhooks") == []
+        for event_id in failed:
+            row = event_row(engine, event_id)
+            assert (row.status, row.attempts) == ("failed", 1)
 
     def test_needs_exactly_one_selection(self) -> None:
         assert cli("replay").exit_code == 2
