@@ -30,8 +30,8 @@ CLI = sys.prefix + "/bin/cpn-sync"
 class DevRun(MakeRun):
     """`cpn-sync dev` (what `make run` runs), as a terminal runs it."""
 
-    def __init__(self, data_dir: Path, log: Path, **extra_env: str) -> None:
-        super().__init__(data_dir, log, [CLI, "dev"], **extra_env)
+    def __init__(self, data_dir: Path, log: Path, *options: str, **extra_env: str) -> None:
+        super().__init__(data_dir, log, [CLI, "dev", *options], **extra_env)
 
     def wait_until_ready(self) -> None:
         """Up to /readyz: the web stores webhooks (its database answers)."""

@@ -16,6 +16,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from cpn_sync.fake_clerk import DEFAULT_KEY
 from cpn_sync.local import free_port
 from tests.ops.promql import DURATION, PromQLError, parse
 from tests.ops.test_dev_stack import DevRun, another_terminal, run_dir
@@ -115,14 +116,25 @@ def problems_against(exported: Exported) -> list[str]:
     return problems
 
 
-def scrape(url: str) -> Exported:
+def scrape(url: str, job: str) -> Exported:
+    """The series as Prometheus stores them from the target `job`: it adds the target's `job`
+    and `instance`, and keeps a series' own `job` label as `exported_job`."""
     response = httpx.get(url, timeout=10)
     response.raise_for_status()
     exported: Exported = defaultdict(list)
     for family in text_string_to_metric_families(response.text):
         for sample in family.samples:
-            exported[sample.name].append(dict(sample.labels))
+            labels = dict(sample.labels)
+            if "job" in labels:
+                labels["exported_job"] = labels.pop("job")
+            exported[sample.name].append(labels | {"job": job, "instance": url})
     return exported
+
+
+def fake_url(output: str) -> str:
+    found = re.search(r"^fake Clerk API: (http://\S+) ", output, re.MULTILINE)
+    assert found, output
+    return found.group(1)
 
 
 def test_a_misnamed_metric_or_label_is_found() -> None:
@@ -138,9 +150,20 @@ def test_a_misnamed_metric_or_label_is_found() -> None:
 @pytest.mark.slow
 def test_every_metric_and_label_named_is_exported_by_the_real_processes(run_dir: Path) -> None:
     worker_port = free_port()
-    dev = DevRun(run_dir / "data", run_dir / "dev.log", WORKER_METRICS_PORT=str(worker_port))
+    dev = DevRun(
+        run_dir / "data", run_dir / "dev.log", "--fake-clerk", "30",
+        WORKER_METRICS_PORT=str(worker_port),
+    )  # fmt: skip
     try:
         dev.wait_until_ready()
+        # Every Clerk job once: the backfill in the stack's worker (its API requests counted
+        # there), the recent sync and the reconcile here (their results read by the web).
+        enqueued = another_terminal(dev.data_dir, "clerk", "backfill", "--enqueue")
+        assert enqueued.returncode == 0, enqueued.stdout + enqueued.stderr
+        fake_clerk = {"CLERK_SECRET_KEY": DEFAULT_KEY, "CLERK_API_URL": fake_url(dev.output)}
+        for job in ("sync-recent", "reconcile"):
+            ran = another_terminal(dev.data_dir, "clerk", job, **fake_clerk)
+            assert ran.returncode == 0, ran.stdout + ran.stderr
         sent = another_terminal(dev.data_dir, "send", "user.created", "--wait")
         assert sent.returncode == 0, sent.stdout + sent.stderr
         # A refused signature: the rejection counter's `reason` series exists from then on.
@@ -152,8 +175,8 @@ def test_every_metric_and_label_named_is_exported_by_the_real_processes(run_dir:
         deadline = time.monotonic() + 30
         while True:
             exported: Exported = dict(PROMETHEUS_SERIES)
-            exported |= scrape(f"http://127.0.0.1:{dev.port}/metrics")
-            exported |= scrape(f"http://127.0.0.1:{worker_port}/metrics")
+            exported |= scrape(f"http://127.0.0.1:{dev.port}/metrics", "cpn-sync-web")
+            exported |= scrape(f"http://127.0.0.1:{worker_port}/metrics", "cpn-sync-worker")
             if not problems_against(exported) or time.monotonic() > deadline:
                 break
             time.sleep(1)

@@ -1,5 +1,6 @@
 """`cpn-sync clerk ...`: make the database equal to Clerk through its Backend API (DESIGN.md
-section 9): `backfill`, `reconcile`, `sync-user`, and `status`.
+section 9): `backfill`, `reconcile`, `sync-user`, `sync-recent` (the scheduled job, now) and
+`status`.
 
 Every failure is one line and exit status 1: a refused key names CLERK_SECRET_KEY (never its
 value), an API that does not answer says so, a database error is described without row values.
@@ -136,6 +137,16 @@ def reconcile(dry_run: bool, max_erasures: int | None) -> None:
             client, dry_run=dry_run, progress=progress, max_erasures=max_erasures
         )
     _print(report, drift_line)
+
+
+@clerk.command("sync-recent")
+def sync_recent() -> None:
+    """Now, what beat runs every CLERK_SYNC_INTERVAL_SECONDS: the users Clerk changed lately."""
+    from workers.clerk.recent import sync_recent as run_sync_recent
+
+    with _one_line_errors() as client:
+        report = run_sync_recent(client)
+    _print(report)
 
 
 @clerk.command("sync-user")
