@@ -4,7 +4,8 @@ The fake Clerk serves the users from a process of its own (no added latency), as
 would from elsewhere. Figures, each against a baseline measured in the same run:
 
 - floor: a plain loop that fetches the same pages with httpx (500 a page, by cursor) and
-  upserts each page's users in one transaction with psycopg: what any design pays;
+  upserts each page's users in one transaction with psycopg: what any design pays (floor and
+  backfill run twice each, alternating, into an emptied table; the best of each is kept);
 - backfill: `cpn-sync clerk backfill --enqueue` run by `cpn-sync worker` as the Procfile
   starts it, from the message to its recorded success; goal >= 0.7x the floor's rate;
 - reconcile with 1 % drift (a third missing from the database, a third stale, a third gone
@@ -138,6 +139,18 @@ def floor(api_url: str, database_url: str) -> tuple[float, int]:
     return time.perf_counter() - started, users
 
 
+ROUNDS = 2
+
+
+def empty(engine: Engine) -> None:
+    """No user and no job state: the next backfill starts from nothing."""
+    with engine.begin() as connection:
+        connection.execute(text("DELETE FROM users"))
+        connection.execute(text("DELETE FROM clerk_sync_state"))
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text("VACUUM ANALYZE users"))
+
+
 def last_success(engine: Engine, job: str) -> Any:
     with engine.connect() as connection:
         return connection.execute(
@@ -224,12 +237,22 @@ def measure(users: int, urls: list[str], redis_url: str) -> dict[str, float]:
     floor_url, service_url, production_url, development_url = urls
     results: dict[str, float] = {}
     with fake_clerk(users) as api_url:
-        results["floor_s"], listed = floor(api_url, floor_url)
-        if listed != users:
-            raise RuntimeError(f"the floor saw {listed} users of {users}")
         engine = make_engine(service_url)
+        floor_engine = make_engine(floor_url)
         with worker(service_url, redis_url, api_url) as (_process, sampler):
-            results["backfill_s"] = run_job(engine, CLERK_BACKFILL, "backfill")
+            # Each twice, alternating, the best of each kept: a shared machine's noise comes
+            # in bursts, and a burst must not land on one side only.
+            results["floor_s"] = results["backfill_s"] = float("inf")
+            for _ in range(ROUNDS):
+                empty(floor_engine)
+                seconds, listed = floor(api_url, floor_url)
+                if listed != users:
+                    raise RuntimeError(f"the floor saw {listed} users of {users}")
+                results["floor_s"] = min(results["floor_s"], seconds)
+                empty(engine)
+                results["backfill_s"] = min(
+                    results["backfill_s"], run_job(engine, CLERK_BACKFILL, "backfill")
+                )
             results["drift"] = sum(make_drift(engine, users).values())
             results["reconcile_s"] = run_job(engine, CLERK_RECONCILE, "reconcile")
             found = drift_found(engine)
@@ -239,6 +262,7 @@ def measure(users: int, urls: list[str], redis_url: str) -> dict[str, float]:
         with engine.connect() as connection:
             results["stored"] = connection.execute(text("SELECT count(*) FROM users")).scalar_one()
         engine.dispose()
+        floor_engine.dispose()
     for name, url, limit in (
         ("production", production_url, 1000),
         ("development", development_url, 100),

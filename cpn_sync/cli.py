@@ -177,12 +177,14 @@ def dev(only: str, extras: tuple[str, ...], fake_users: int | None) -> None:
     redis: local.RedisServer | None = None
     pg_handle = None
     fake_clerk = contextlib.ExitStack()
+    fake_clerk_key = fake_clerk_url = None
     try:
         if fake_users is not None:
             from cpn_sync.fake_clerk import DEFAULT_KEY, FakeClerk, running
 
             fake = fake_clerk.enter_context(running(FakeClerk.seeded(fake_users)))
-            env.update(CLERK_SECRET_KEY=DEFAULT_KEY, CLERK_API_URL=fake.api_url)
+            fake_clerk_key, fake_clerk_url = DEFAULT_KEY, fake.api_url
+            env.update(CLERK_SECRET_KEY=fake_clerk_key, CLERK_API_URL=fake_clerk_url)
             click.echo(f"fake Clerk API: {fake.api_url} ({fake_users} generated users)")
         if settings.database_url:
             database_url = settings.database_url
@@ -217,7 +219,10 @@ def dev(only: str, extras: tuple[str, ...], fake_users: int | None) -> None:
         if "flower" in extras:
             click.echo(f"Flower:         {local_tools.flower_url(env)}")
         click.echo("Ctrl-C stops everything.")
-        stack = dev_stack.DevStack(os.getpid(), database_url, redis_url, secret, webhook_url)
+        stack = dev_stack.DevStack(
+            os.getpid(), database_url, redis_url, secret, webhook_url,
+            fake_clerk_key, fake_clerk_url,
+        )  # fmt: skip
         with dev_stack.published(data_dir, stack):
             supervisor.start()
             status = supervisor.wait()

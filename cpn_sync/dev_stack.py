@@ -23,6 +23,10 @@ PROVIDED = {
     "DATABASE_URL": "database_url",
     "REDIS_URL": "redis_url",
     "CLERK_WEBHOOK_SECRET": "webhook_secret",
+    # Only under `cpn-sync dev --fake-clerk`: the fake's URL and its (fake) key. A real
+    # CLERK_SECRET_KEY is never written to the file.
+    "CLERK_SECRET_KEY": "fake_clerk_key",
+    "CLERK_API_URL": "fake_clerk_url",
 }
 
 
@@ -33,6 +37,8 @@ class DevStack:
     redis_url: str
     webhook_secret: str
     webhook_url: str
+    fake_clerk_key: str | None = None
+    fake_clerk_url: str | None = None
 
 
 def stack_path(data_dir: Path) -> Path:
@@ -80,7 +86,7 @@ def fill_environment(data_dir: Path, environ: MutableMapping[str, str]) -> dict[
     for variable, field in PROVIDED.items():
         if environ.get(variable, "").strip():
             sources[variable] = "environment"
-        elif stack is not None:
+        elif stack is not None and getattr(stack, field) is not None:
             environ[variable] = getattr(stack, field)
             sources[variable] = f"make run (pid {stack.pid}, {stack_path(data_dir)})"
         else:

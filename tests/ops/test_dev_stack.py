@@ -157,3 +157,29 @@ def test_a_stack_file_left_by_a_killed_run_is_ignored(tmp_path: Path) -> None:
 def _clerk_user(output: str) -> str:
     line = next(line for line in output.splitlines() if line.startswith("clerk user: "))
     return line.removeprefix("clerk user: ").split()[0]
+
+
+@pytest.mark.slow
+def test_the_readmes_walk_from_a_fresh_terminal_with_a_fake_clerk(run_dir: Path) -> None:
+    """README "try it": make run -> send --wait -> events list -> clerk backfill, each in a
+    terminal where no variable is set."""
+    data_dir = run_dir / "data"
+    dev = DevRun(data_dir, run_dir / "dev.log", "--fake-clerk", "25")
+    try:
+        dev.wait_until_ready()
+        sent = another_terminal(data_dir, "send", "user.created", "--wait")
+        listed = another_terminal(data_dir, "events", "list")
+        backfilled = another_terminal(data_dir, "clerk", "backfill")
+        status = another_terminal(data_dir, "clerk", "status")
+        dev.ctrl_c()
+    finally:
+        dev.kill()
+
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    assert "\nprocessed\n" in sent.stdout
+    assert listed.stdout.endswith("1 event(s)\n"), listed.stdout + listed.stderr
+    assert backfilled.returncode == 0, backfilled.stdout + backfilled.stderr
+    assert "backfill: 25 users in 1 page\n" in backfilled.stdout
+    assert "created 25, updated 0" in backfilled.stdout
+    assert status.stdout.startswith("backfill: started ")
+    assert "sk_test_" not in backfilled.stdout + backfilled.stderr + status.stdout

@@ -79,7 +79,7 @@ def _print(report: Report, extra: Callable[[Report], str] | None = None) -> None
     where = f", resumed after {report.resumed_after}" if report.resumed_after else ""
     click.echo(
         f"{report.walk}{' (dry run)' if report.dry_run else ''}: {report.users} users in "
-        f"{report.pages} pages{where}"
+        f"{report.pages} page{'' if report.pages == 1 else 's'}{where}"
     )
     click.echo(", ".join(f"{verb}{label} {counts[name]}" for name, label in RESULT_NAMES))
     onboarding = {k.removeprefix("onboarding_"): v for k, v in counts.items() if "onboarding_" in k}
