@@ -10,6 +10,7 @@ in `cpn_sync.task_contract`, in its three places).
 
 from __future__ import annotations
 
+import gc
 import logging
 from typing import Any
 
@@ -86,6 +87,15 @@ def _structured_logging(**_: Any) -> None:
 def _fresh_database_connections(**_: Any) -> None:
     """Pooled connections must not cross fork(): each pool child opens its own."""
     dispose_engine_after_fork()
+
+
+@worker_process_init.connect
+def _freeze_what_the_child_inherited(**_: Any) -> None:
+    """The modules and objects a pool child starts with live as long as it does: moved out of
+    the collector's reach (`gc.freeze`), a collection no longer walks them all. Measured on a
+    backfill of 500-user pages, each page's short-lived objects had set off collections that
+    walked the whole inherited heap."""
+    gc.freeze()
 
 
 app = create_celery()
