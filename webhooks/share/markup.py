@@ -24,6 +24,7 @@ main{max-width:56rem;margin:0 auto;padding:2rem 1.25rem 3rem}
 .label{margin:0;color:#9ca3af;font-size:.95rem;letter-spacing:.12em;text-transform:uppercase}
 h1{margin:.25rem 0 1.25rem;font-size:clamp(3rem,14vw,6.5rem);line-height:1;color:#facc15;
 overflow-wrap:anywhere}
+h1.long{font-size:clamp(2.25rem,10vw,5rem)}
 .score{margin:0 0 .5rem;font-size:1.15rem}
 .bar{height:.9rem;border-radius:.45rem;background:#1f2937;overflow:hidden;margin-bottom:1.5rem}
 .bar span{display:block;height:100%;background:#facc15;border-radius:.45rem}
@@ -31,6 +32,7 @@ dl{display:grid;grid-template-columns:repeat(2,minmax(0,1fr));gap:.75rem;margin:
 dl div{background:#1f2937;border-radius:.9rem;padding:.9rem 1rem}
 dt{color:#9ca3af;font-size:.9rem}
 dd{margin:.2rem 0 0;font-size:1.5rem;font-weight:600;overflow-wrap:anywhere}
+dd.long{font-size:1.15rem}
 .period{color:#9ca3af;margin:0 0 2rem}
 figure{margin:0 0 2rem}
 img{display:block;width:100%;height:auto;border-radius:.9rem;background:#1f2937}
@@ -70,6 +72,13 @@ def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
+def _figure(label: str, value: str) -> str:
+    """One total; a long value is set smaller and wraps after a thousands separator, if at all,
+    rather than mid-group."""
+    size = ' class="long"' if len(value) > 9 else ""
+    return f"<div><dt>{_e(label)}</dt><dd{size}>{_e(value).replace(',', ',<wbr>')}</dd></div>"
+
+
 def render_page(
     card: ShareCard, token: str, page_url: str, image_url: str, app_url: str | None
 ) -> SharePage:
@@ -78,9 +87,8 @@ def render_page(
     tags for link previews carry the absolute addresses."""
     title = _e(f"Cost per nut: {card.cost_per_nut_text}")
     summary, page, image = _e(card.summary), _e(page_url), _e(image_url)
-    figures = "\n".join(
-        f"<div><dt>{_e(label)}</dt><dd>{_e(value)}</dd></div>" for label, value in card.figures
-    )
+    figures = "\n".join(_figure(label, value) for label, value in card.figures)
+    headline_class = ' class="long"' if len(card.cost_per_nut_text) > 8 else ""
     style = f"{STYLE}.bar span{{width:{card.score * 10:.1f}%}}\n"
     invite = (
         f'<a class="cta" href="{_e(app_url)}">Work out your own CPN</a>'
@@ -116,7 +124,7 @@ def render_page(
 <body>
 <main>
 <p class="label">Cost per nut</p>
-<h1 title="{title}">{_e(card.cost_per_nut_text)}</h1>
+<h1{headline_class}>{_e(card.cost_per_nut_text)}</h1>
 <p class="score">Efficiency score <strong>{card.score:.3f}</strong> / 10</p>
 <div class="bar" role="img" aria-label="Efficiency score {card.score:.3f} of 10"><span></span></div>
 <dl>

@@ -3,7 +3,7 @@
 no chromedriver to keep in step with the browser) loads it at a phone's and a desktop's width.
 
 The screenshots are kept in `.data/test-artifacts/` (share-page-phone.png,
-share-page-desktop.png), overwritten by each run.
+share-page-desktop.png, share-page-widest-phone.png), overwritten by each run.
 """
 
 from __future__ import annotations
@@ -75,12 +75,25 @@ def token(clean_db: Engine) -> str:
     return share_token
 
 
-def visit(url: str, profile: Path, size: str) -> tuple[dict[str, Any], list[str]]:
+@pytest.fixture
+def largest_token(clean_db: Engine) -> str:
+    """A result whose figures are as wide as their columns allow."""
+    with Session(clean_db) as session, session.begin():
+        user = make_user(session)
+        add_interaction(session, user, cost="99999999.99", minutes=1440, nuts=1, on=MONDAY)
+        recompute(session, user)
+        share_token: str = latest_of(session, user).share_token
+    return share_token
+
+
+def visit(
+    url: str, profile: Path, size: str, name: str = "share-page"
+) -> tuple[dict[str, Any], list[str]]:
     width, height, mobile = WIDTHS[size]
     with Chromium(profile, width, height, mobile) as browser:
         browser.load(url)
         seen: dict[str, Any] = browser.evaluate(MEASURE)
-        browser.screenshot(ARTIFACTS / f"share-page-{size}.png")
+        browser.screenshot(ARTIFACTS / f"{name}-{size}.png")
         return seen, browser.console_errors()
 
 
@@ -100,3 +113,15 @@ def test_page_renders_with_its_card_and_no_console_error(
     assert "What is CPN?" in seen["text"]
     assert seen["link"] == APP_URL
     assert (ARTIFACTS / f"share-page-{size}.png").stat().st_size > 10_000
+
+
+def test_the_widest_figures_stay_within_a_phone(
+    server: WebServer, largest_token: str, tmp_path: Path
+) -> None:
+    seen, errors = visit(
+        f"{server.url}/share/{largest_token}", tmp_path / "profile", "phone", "share-page-widest"
+    )
+
+    assert errors == []
+    assert seen["headline"] == "99,999,999.99"
+    assert seen["scrollWidth"] <= seen["clientWidth"] == WIDTHS["phone"][0]
