@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # SKIP_INSTALL=1 uses $(VENV) as it is (the make run test points VENV at its own interpreter's).
 RUN_DEPS := $(if $(SKIP_INSTALL),,install)
 
-.PHONY: install lock run test test-lowest test-rabbitmq lint format check-types pytest bench bench-ingest bench-workers bench-cpn bench-clerk bench-sync clean
+.PHONY: install lock run test browser test-lowest test-rabbitmq lint format check-types pytest bench bench-ingest bench-workers bench-cpn bench-clerk bench-sync clean
 
 # Every install comes from uv.lock (exact versions, hashes checked). uv itself comes by hash from
 # requirements/uv.txt; `uv sync --locked` refuses to run when pyproject.toml and the lock
@@ -43,8 +43,13 @@ lint: install
 check-types: install
 	$(BIN)/mypy
 
-pytest: install
+pytest: install browser
 	$(BIN)/pytest --cov $(PYTEST_ARGS)
+
+# Headless Chromium for the share page's browser test (tests/webhooks/share/test_browser.py):
+# Debian's package, installed where missing, the way bench-ingest installs wrk.
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
 
 test: lint check-types pytest
 

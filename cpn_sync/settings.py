@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     clerk_webhook_secret: str | None = Field(default=None, description="whsec_ secret(s).")
     port: int = 8000
     public_base_url: str = "http://localhost:8000"
+    # The app a share page's visitor is invited to; no link when unset. http(s) only, so that
+    # no `javascript:` URL can reach the page.
+    public_app_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")
     log_level: str = "INFO"
     # None: console lines on a terminal, JSON otherwise (cpn_sync.logs.configure).
     log_format: str | None = Field(default=None, pattern="^(json|console)$")

@@ -69,6 +69,21 @@ class ShareCard:
         return start if start == end else f"{start} to {end}"
 
     @property
+    def score(self) -> Decimal:
+        """The efficiency score within 0 to 10, as the card's bar and the page's show it."""
+        return min(max(self.efficiency_score, Decimal(0)), Decimal(10))
+
+    @property
+    def figures(self) -> tuple[tuple[str, str], ...]:
+        """The four totals under the headline figure, label and value, on the card and page."""
+        return (
+            ("Interactions", f"{self.total_interactions:,}"),
+            ("Total cost", f"{self.total_cost:,.2f}"),
+            ("Nuts", f"{self.total_nuts:,}"),
+            ("Hours", f"{self.total_time_hours:,.2f}"),
+        )
+
+    @property
     def summary(self) -> str:
         """One line for the page's description and the image's alt text."""
         return (
@@ -105,20 +120,14 @@ def render_png(card: ShareCard) -> bytes:
     big = _fitted(draw, card.cost_per_nut_text, 150, 1060)
     draw.text((66, 95), card.cost_per_nut_text, font=big, fill=ACCENT)
 
-    score = min(max(card.efficiency_score, Decimal(0)), Decimal(10))
+    score = card.score
     draw.text((70, 290), f"Efficiency score {score:.3f} / 10", font=_font(36), fill=TEXT)
     draw.rounded_rectangle((70, 345, 1130, 371), radius=13, fill=PANEL)
     filled = 70 + int((1130 - 70) * score / 10)
     if filled > 83:
         draw.rounded_rectangle((70, 345, filled, 371), radius=13, fill=ACCENT)
 
-    stats = (
-        ("Interactions", f"{card.total_interactions:,}"),
-        ("Total cost", f"{card.total_cost:,.2f}"),
-        ("Nuts", f"{card.total_nuts:,}"),
-        ("Hours", f"{card.total_time_hours:,.2f}"),
-    )
-    for index, (label, value) in enumerate(stats):
+    for index, (label, value) in enumerate(card.figures):
         _stat(draw, 70 + index * 270, 400, label, value)
 
     draw.text((70, 565), card.period_text, font=_font(28), fill=MUTED)

@@ -1,5 +1,6 @@
-"""Share links of CPN results: `GET /share/{token}` (a page with Open Graph and Twitter card
-tags) and `GET /share/{token}.png` (the graphic). `webhooks.app` mounts `routes`.
+"""Share links of CPN results: `GET /share/{token}` (the page a visitor sees, with Open Graph
+and Twitter card tags for link previews: webhooks/share/markup.py) and `GET /share/{token}.png`
+(the graphic). `webhooks.app` mounts `routes`.
 
 A token is 32 random bytes from `secrets` (db/cpn/share.py), so a link cannot be guessed.
 Unknown and malformed tokens get the same plain 404 as any unknown path: no hint of what
@@ -14,9 +15,7 @@ Database access: the web process's async engine, which the app's lifespan puts o
 from __future__ import annotations
 
 import hashlib
-import html
 import re
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.concurrency import run_in_threadpool
@@ -26,7 +25,8 @@ from starlette.routing import Route
 
 from cpn_sync.settings import get_settings
 from db.cpn.queries import result_by_share_token_query
-from webhooks.share.card import HEIGHT, WIDTH, ShareCard, render_png
+from webhooks.share.card import ShareCard, render_png
+from webhooks.share.markup import render_page
 
 # secrets.token_urlsafe(n) is base64url; at least 16 bytes (22 characters) ever accepted.
 TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{22,128}")
@@ -72,60 +72,25 @@ async def share_image(request: Request) -> Response:
     return Response(png, media_type="image/png", headers=headers)
 
 
-def _page(card: ShareCard, page_url: str, image_url: str) -> str:
-    title = f"Cost per nut: {card.cost_per_nut_text}"
-    values: dict[str, Any] = {
-        "title": title,
-        "summary": card.summary,
-        "page_url": page_url,
-        "image_url": image_url,
-    }
-    e = {key: html.escape(str(value), quote=True) for key, value in values.items()}
-    return f"""<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="robots" content="noindex">
-<title>{e["title"]}</title>
-<meta name="description" content="{e["summary"]}">
-<meta property="og:type" content="website">
-<meta property="og:title" content="{e["title"]}">
-<meta property="og:description" content="{e["summary"]}">
-<meta property="og:url" content="{e["page_url"]}">
-<meta property="og:image" content="{e["image_url"]}">
-<meta property="og:image:type" content="image/png">
-<meta property="og:image:width" content="{WIDTH}">
-<meta property="og:image:height" content="{HEIGHT}">
-<meta property="og:image:alt" content="{e["summary"]}">
-<meta name="twitter:card" content="summary_large_image">
-<meta name="twitter:title" content="{e["title"]}">
-<meta name="twitter:description" content="{e["summary"]}">
-<meta name="twitter:image" content="{e["image_url"]}">
-</head>
-<body>
-<main>
-<h1>{e["title"]}</h1>
-<p>{e["summary"]}</p>
-<img src="{e["image_url"]}" width="{WIDTH}" height="{HEIGHT}" alt="{e["summary"]}">
-</main>
-</body>
-</html>
-"""
-
-
 async def share_page(request: Request) -> Response:
     card = await _card(request)
     if card is None:
         return _not_found()
-    base = get_settings().public_base_url.rstrip("/")
-    page_url = f"{base}/share/{request.path_params['token']}"
-    page = _page(card, page_url, f"{page_url}.png")
-    etag = f'"{hashlib.sha256(page.encode()).hexdigest()[:32]}"'
-    headers = {"Cache-Control": CACHE_CONTROL, "ETag": etag, "Referrer-Policy": "no-referrer"}
+    settings = get_settings()
+    token = request.path_params["token"]
+    page_url = f"{settings.public_base_url.rstrip('/')}/share/{token}"
+    page = render_page(card, token, page_url, f"{page_url}.png", settings.public_app_url)
+    etag = f'"{hashlib.sha256(page.html.encode()).hexdigest()[:32]}"'
+    headers = {
+        "Cache-Control": CACHE_CONTROL,
+        "ETag": etag,
+        "Referrer-Policy": "no-referrer",
+        "Content-Security-Policy": page.content_security_policy,
+        "X-Content-Type-Options": "nosniff",
+    }
     if _matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
-    return HTMLResponse(page, headers=headers)
+    return HTMLResponse(page.html, headers=headers)
 
 
 # The image route first: `{token}` alone would also match `<token>.png`.

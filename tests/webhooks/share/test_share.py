@@ -19,7 +19,7 @@ from sqlalchemy.pool import NullPool
 from starlette.applications import Starlette
 
 from cpn_sync.cli import main
-from cpn_sync.settings import get_settings
+from cpn_sync.settings import Settings, get_settings
 from cpn_sync.task_contract import CPN_REVOKE_SHARE
 from db.engine import make_async_engine
 from tests.services import environment
@@ -87,7 +87,7 @@ def owner_of(engine: Engine, token: str) -> Row[Any]:
 
 @pytest.fixture
 def client(database_url: str) -> Iterator[Client]:
-    with environment(PUBLIC_BASE_URL=PUBLIC_BASE_URL):
+    with environment(PUBLIC_BASE_URL=PUBLIC_BASE_URL, PUBLIC_APP_URL=None):
         get_settings.cache_clear()
         yield Client(share_app(database_url))
     get_settings.cache_clear()
@@ -160,6 +160,38 @@ class TestPage:
 
         assert "<script>" not in page
         assert meta_tags(page)["og:image"] == f"{hostile}/share/{token}.png"
+
+
+class TestVisitorPage:
+    """What a visitor reads; how a browser renders it: test_browser.py."""
+
+    def test_shows_the_figures_and_what_cpn_is_under_a_strict_policy(
+        self, client: Client, token: str
+    ) -> None:
+        response = client.get(f"/share/{token}")
+
+        for shown in ("40.00", "Total cost", "120.00", "1.75", "What is CPN?", f'"{token}.png"'):
+            assert shown in response.text
+        policy = response.headers["content-security-policy"]
+        assert policy.startswith("default-src 'none'; style-src 'sha256-")
+        assert "script-src" not in policy
+        assert "<script" not in response.text
+        assert "app.example" not in response.text  # no PUBLIC_APP_URL, no link
+
+    def test_links_to_the_app_when_set(self, token: str, database_url: str) -> None:
+        with environment(PUBLIC_APP_URL="https://app.example/?a=1&b=2"):
+            get_settings.cache_clear()
+            page = Client(share_app(database_url)).get(f"/share/{token}").text
+        get_settings.cache_clear()
+
+        assert '<a class="cta" href="https://app.example/?a=1&amp;b=2">' in page
+
+    def test_app_url_must_be_http(self) -> None:
+        with (
+            environment(PUBLIC_APP_URL="javascript:alert(1)"),
+            pytest.raises(ValueError, match="public_app_url"),
+        ):
+            Settings()
 
 
 class TestUnknownTokens:
