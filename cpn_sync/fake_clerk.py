@@ -259,8 +259,15 @@ def running(fake: FakeClerk, port: int = 0) -> Iterator[RunningFake]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
+    # log_config=None: uvicorn must not reconfigure the process's logging (its handlers would
+    # keep the stderr of the moment, and a test's captured output would miss later records).
     config = uvicorn.Config(
-        create_app(fake), log_level="warning", access_log=False, lifespan="off", loop="asyncio"
+        create_app(fake),
+        log_config=None,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        loop="asyncio",
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(
@@ -288,4 +295,4 @@ def serve_forever(users: int, port: int, *, onboarding: bool = True, **options: 
     if not onboarding:
         for user in fake.users.values():
             user["unsafe_metadata"] = {}
-    uvicorn.run(create_app(fake), host="127.0.0.1", port=port, log_level="warning")
+    uvicorn.run(create_app(fake), host="127.0.0.1", port=port, log_config=None, log_level="warning")
