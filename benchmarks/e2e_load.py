@@ -210,7 +210,8 @@ class _Sender:
                 index += 1
             self._dispatch()
             if index < count:
-                await asyncio.sleep(max(0.0, start + self.scheduled[index] - time.time()))
+                # At least 1 ms: at high rates one wake-up sends several (lateness is recorded).
+                await asyncio.sleep(max(0.001, start + self.scheduled[index] - time.time()))
         self.finished_scheduling = True
         if self.outstanding:
             with contextlib.suppress(TimeoutError):

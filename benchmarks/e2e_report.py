@@ -8,6 +8,7 @@ import os
 import platform
 from typing import Any
 
+from benchmarks import summary
 from benchmarks.bench_ingest import Result
 from benchmarks.e2e_step import Step
 
@@ -29,7 +30,7 @@ def step_line(step: Step) -> str:
         f"{step.backlog_end} (slope {step.backlog_slope:+,.0f}/s), drained in "
         f"{step.drain_seconds:.1f} s; cores " + ", ".join(f"{p} {step.cpu[p]:.2f}" for p in PARTS)
         + f", generator {step.generator_cores:.2f}, machine {step.cpu['machine']:.2f}; "
-        f"{'sustained' if step.sustained else 'NOT sustained'}"
+        f"rows {step.outcomes}; {'sustained' if step.sustained else 'NOT sustained'}"
     )  # fmt: skip
 
 
@@ -68,9 +69,9 @@ def report(
         "",
         "| offered/s | answered 2xx/s | answer p99 ms | freshness p50 / p99 / max ms "
         "(processed - received) | send -> row p50 / p99 / max ms | backlog at end | drain s "
-        "| web / worker / PostgreSQL / Redis cores | generator cores | PSS web / worker MiB "
-        "| sustained |",
-        "|---:|---:|---:|---|---|---:|---:|---|---:|---|---|",
+        "| web / worker / PostgreSQL / Redis cores | machine cores busy | generator cores, "
+        "late p99 ms | PSS web / worker MiB | sustained |",
+        "|---:|---:|---:|---|---|---:|---:|---|---:|---|---|---|",
     ]
     for step in steps:
         lines.append(
@@ -79,9 +80,14 @@ def report(
             f"{ms(step.visible['p50'])} / {ms(step.visible['p99'])} / {ms(step.visible['max'])} "
             f"| {step.backlog_end:,} | {step.drain_seconds:.1f} | {step.cpu['web']:.2f} / "
             f"{step.cpu['worker']:.2f} / {step.cpu['postgres']:.2f} / {step.cpu['redis']:.2f} "
-            f"| {step.generator_cores:.2f} | {step.pss.get('web', 0) / MIB:.0f} / "
+            f"| {step.cpu['machine']:.2f} | {step.generator_cores:.2f}, {ms(step.late_p99)} "
+            f"| {step.pss.get('web', 0) / MIB:.0f} / "
             f"{step.pss.get('worker', 0) / MIB:.0f} | {'yes' if step.sustained else 'no'} |"
         )
+    lines += ["", "Stored events by final status (every 2xx answer is a row): " + "; ".join(
+        f"{step.rate:,}/s: " + ", ".join(f"{k} {v:,}" for k, v in sorted(step.outcomes.items()))
+        + f" of {step.ok:,} accepted" for step in steps
+    )]  # fmt: skip
     lines += ["", "Baselines, same run, closed loop (wrk, 2 threads, 32 connections, "
               f"{args.baseline_duration} s, best of {args.baseline_rounds}):", ""]  # fmt: skip
     for result in floors:
@@ -130,6 +136,14 @@ def cpu_costs(steps: list[Step]) -> list[str]:
         k = step.rate / 1000
         costs = ", ".join(f"{part} {step.cpu[part] / k:.2f}" for part in PARTS)
         lines.append(f"- at {step.rate:,}/s: {costs}; generator {step.generator_cores / k:.2f}")
+    ran = [step for step in steps if step.sustained]
+    if len(ran) >= 2:  # the marginal cost: what each further 1,000/s adds (fixed costs cancel)
+        low, high = ran[0], ran[-1]
+        k = (high.rate - low.rate) / 1000
+        costs = ", ".join(
+            f"{part} {(high.cpu[part] - low.cpu[part]) / k:.2f}" for part in (*PARTS, "machine")
+        )
+        lines.append(f"- marginal, {low.rate:,}/s to {high.rate:,}/s: {costs}")
     return lines
 
 
@@ -142,3 +156,40 @@ def redis_lines(memory: dict[str, Any]) -> list[str]:
         f"{single['bytes_per_id'] * 1e6 / MIB:,.0f} MiB one id a message "
         f"(measured on {int(single['ids']):,} ids and scaled).",
     ]
+
+
+def record_summary(steps: list[Step], floors: list[Result]) -> None:
+    """The figures issue #19 sets goals for, for `make bench`'s table (benchmarks.summary)."""
+    best = max((s for s in steps if s.sustained), key=lambda s: s.rate, default=None)
+    if best is None or not steps:
+        return
+    rows = []
+    for result, goal in zip(floors, (1.0, 5.0), strict=False):
+        ratio = best.rate / result.per_second
+        rows.append(
+            summary.Comparison(
+                "sustained end-to-end events/s (open loop, freshness p99 < 1 s, no backlog)",
+                f"{best.rate}/s", result.server.label, f"{result.per_second:.0f}/s", ratio,
+                f">= {goal:.1f}x", ratio >= goal,
+            )
+        )  # fmt: skip
+    at_1000 = next((s for s in steps if s.rate == 1000), None)
+    if at_1000 is not None:
+        p99 = at_1000.fresh["p99"] * 1000
+        rows.append(
+            summary.Comparison(
+                "freshness p99 at 1,000 events/s (processed_at - received_at)", f"{p99:.0f} ms",
+                "the 1 s bound of a sustained rate", "1000 ms", p99 / 1000, "<= 100 ms",
+                p99 <= 100,
+            )
+        )  # fmt: skip
+    top = steps[-1]
+    worker = top.pss.get("worker", 0)
+    rows.append(
+        summary.Comparison(
+            f"worker PSS at the top rate ({top.rate}/s)", f"{worker / MIB:.0f} MiB",
+            "web PSS, same rate", f"{top.pss.get('web', 0) / MIB:.0f} MiB",
+            worker / max(top.pss.get("web", 1), 1), "< 250 MB", worker < 250e6,
+        )
+    )  # fmt: skip
+    summary.record("bench-e2e", rows)

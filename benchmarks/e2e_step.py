@@ -47,6 +47,7 @@ class Step:
     backlog_samples: list[tuple[float, int]] = field(default_factory=list)
     drain_seconds: float = 0.0
     unfinished: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)  # the step's rows by status
     cpu: dict[str, float] = field(default_factory=dict)  # cores used, steady window
     generator_cores: float = 0.0
     pss: dict[str, int] = field(default_factory=dict)
@@ -196,10 +197,16 @@ def run_step(
     step.late_p99 = percentile(lateness, 0.99)
     sent_at = dict(zip(results["ids"], results["sent"], strict=True))
     step.stored = len(rows)
-    final = [row for row in rows if row[3] is not None and row[1] in e2e_stack.FINAL]
+    final = [
+        (svix, received, processed)
+        for svix, status, received, processed in rows
+        if processed is not None and status in e2e_stack.FINAL
+    ]
     step.unfinished = len(rows) - len(final)
-    step.fresh = summarize([processed - received for _, _, received, processed in final])  # type: ignore[operator]
+    for _, status, _, _ in rows:
+        step.outcomes[status] = step.outcomes.get(status, 0) + 1
+    step.fresh = summarize([processed - received for _, received, processed in final])
     step.visible = summarize(
-        [processed - sent_at[svix] for svix, _, _, processed in final if svix in sent_at]  # type: ignore[operator]
+        [processed - sent_at[svix] for svix, _, processed in final if svix in sent_at]
     )
     return step
