@@ -103,7 +103,7 @@ def ladder(args: argparse.Namespace, database_url: str, pg_port: int, workdir: P
                             args.senders, known, rng, workdir, SECRET)  # fmt: skip
             steps.append(step)
             print("  " + e2e_report.step_line(step), flush=True)
-            if not step.sustained:
+            if not step.sustained and not args.keep_going:
                 break
         if args.profile:
             profile(args, stack, database_url, redis.process.pid, ports, known, rng, workdir)
@@ -175,6 +175,11 @@ def main() -> None:
     )
     parser.add_argument("--duration", type=float, default=30.0, help="seconds per rate")
     parser.add_argument("--senders", type=int, default=2, help="generator processes")
+    parser.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="run every rate (small batches can make a low rate the hard one)",
+    )
     parser.add_argument("--baseline-duration", type=int, default=15)
     parser.add_argument("--baseline-rounds", type=int, default=2, help="0: no baselines")
     parser.add_argument("--redis-ids", type=int, default=1_000_000)

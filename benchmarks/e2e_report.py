@@ -129,13 +129,21 @@ def report(
 
 def cpu_costs(steps: list[Step]) -> list[str]:
     """CPU per 1,000 events/s of each part, from every sustained step (cores / thousands/s)."""
-    lines = ["CPU cost, cores per 1,000 events/s (steady window of each sustained step):", ""]
+    lines = ["CPU cost, cores per 1,000 events/s offered (steady window of each step); the "
+             "worker's also per 1,000 applied/s (offered less the backlog's growth) where it "
+             "fell behind:", ""]  # fmt: skip
     for step in steps:
-        if not step.sustained:
-            continue
         k = step.rate / 1000
         costs = ", ".join(f"{part} {step.cpu[part] / k:.2f}" for part in PARTS)
-        lines.append(f"- at {step.rate:,}/s: {costs}; generator {step.generator_cores / k:.2f}")
+        applied = step.rate - max(step.backlog_slope, 0.0)
+        behind = "" if step.sustained else (
+            f"; worker per 1,000 applied/s {step.cpu['worker'] / max(applied / 1000, 1e-9):.2f} "
+            f"(about {applied:,.0f}/s applied; drained alone at "
+            f"{step.backlog_end / max(step.drain_seconds, 1e-9):,.0f}/s)"
+        )  # fmt: skip
+        lines.append(
+            f"- at {step.rate:,}/s: {costs}; generator {step.generator_cores / k:.2f}{behind}"
+        )
     ran = [step for step in steps if step.sustained]
     if len(ran) >= 2:  # the marginal cost: what each further 1,000/s adds (fixed costs cancel)
         low, high = ran[0], ran[-1]

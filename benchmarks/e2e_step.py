@@ -96,7 +96,9 @@ def connections(stack: Stack, ports: dict[str, int]) -> dict[str, dict[str, int]
             root = psutil.Process(stack.pid(part))
             for process in [root, *root.children(recursive=True)]:
                 counts = dict.fromkeys(ports, 0)
-                for conn in process.net_connections(kind="tcp"):
+                # psutil 6 renamed connections() (the dev group's floor is 5.9).
+                listing = getattr(process, "net_connections", None) or process.connections
+                for conn in listing(kind="tcp"):
                     for server, port in ports.items():
                         if conn.raddr and conn.raddr.port == port:
                             counts[server] += 1
