@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # SKIP_INSTALL=1 uses $(VENV) as it is (the make run test points VENV at its own interpreter's).
 RUN_DEPS := $(if $(SKIP_INSTALL),,install)
 
-.PHONY: install lock run test browser test-lowest test-rabbitmq lint format check-types pytest bench bench-ingest bench-workers bench-cpn bench-clerk bench-sync clean
+.PHONY: install lock run test browser test-lowest test-rabbitmq lint format check-types pytest bench bench-ingest bench-workers bench-cpn bench-clerk bench-sync bench-e2e clean
 
 # Every install comes from uv.lock (exact versions, hashes checked). uv itself comes by hash from
 # requirements/uv.txt; `uv sync --locked` refuses to run when pyproject.toml and the lock
@@ -93,7 +93,7 @@ bench-sync: install
 	$(PY) -m benchmarks.bench_sync $(BENCH_SYNC_ARGS)
 
 # Every benchmark, one after the other, then the summary table at the top of BENCHMARKS.md.
-bench: bench-ingest bench-workers bench-cpn bench-clerk bench-sync
+bench: bench-ingest bench-workers bench-cpn bench-clerk bench-sync bench-e2e
 	$(PY) -m benchmarks.summary
 
 clean:
@@ -105,3 +105,10 @@ bench-workers: install
 # BENCH_CLERK_ARGS="--users 10000" for a small run
 bench-clerk: install
 	$(PY) -m benchmarks.bench_clerk $(BENCH_CLERK_ARGS)
+
+# The whole service (web, worker, beat as the Procfile starts them) fed at fixed rates by an
+# open-loop generator, against the ingest floor and Clerk's inline pattern in the same run.
+# BENCH_E2E_ARGS="--quick" for a smoke run; "--rates 500,1000 --duration 30"; "--profile DIR".
+bench-e2e: install
+	@command -v wrk >/dev/null || apt-get install -y -qq wrk
+	$(PY) -m benchmarks.bench_e2e $(BENCH_E2E_ARGS)
