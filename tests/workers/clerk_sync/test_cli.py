@@ -13,6 +13,8 @@ from sqlalchemy import Engine, text
 
 from cpn_sync.fake_clerk import FakeClerk, RunningFake
 from cpn_sync.local import free_port
+from tests.ops.terminal import TerminalProcess
+from tests.services import ROOT
 from tests.workers.clerk_sync.conftest import KEY, expected_users, stored_users
 
 CLI = str(Path(sys.executable).parent / "cpn-sync")
@@ -165,3 +167,13 @@ class TestOtherCommands:
         assert lines[0].startswith("backfill: started ")
         assert f"created {len(fake.users)}" in lines[0]
         assert lines[1:] == ["sync_recent: never ran", "reconcile: never ran"]
+
+
+def test_a_terminal_shows_a_progress_bar_to_the_whole_count(
+    engine: Engine, fake: FakeClerk, served: RunningFake
+) -> None:
+    shown = TerminalProcess([CLI, "clerk", "backfill"], _env(served), ROOT)
+
+    assert shown.finish() == 0, shown.output
+    assert "backfill  [####################################]  100%" in shown.output
+    assert f"created {len(fake.users)}" in shown.output
