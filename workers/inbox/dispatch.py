@@ -48,6 +48,24 @@ def dispatch(work: UnitOfWork, event: state.LockedEvent) -> EventOutcome:
         return EventOutcome(EventStatus.IGNORED, f"event type {event.event_type} is not handled")
     if event.user_deleted and event.clerk_user_id and event.event_type != "user.deleted":
         return _ignore_deleted_user(work, event, event.clerk_user_id)
+    envelope, problems = read_envelope(event)
+    try:
+        return handler(
+            EventContext(work, event.id, envelope, event.onboarding, unstorable=problems)
+        )
+    except ValidationError as error:  # handlers validate `data`
+        details = describe_validation_error(error, prefix="data")
+        raise PermanentEventError(event.id, _not_a(event.event_type) + details) from error
+    except UserDeletedError as error:
+        # The tombstone was committed after the event was read: the write refused it.
+        return _ignore_deleted_user(work, event, error.clerk_id)
+    except EmailHeldError as error:
+        return EventOutcome(EventStatus.WAITING, error.reason, waiting_for=error.holder)
+
+
+def read_envelope(event: state.LockedEvent) -> tuple[ClerkEvent, list[dict[str, str]]]:
+    """Decode the stored payload text and validate its envelope; answer it with the values the
+    web could not store as they were. Raises PermanentEventError, naming what is wrong."""
     try:
         document = None if event.payload is None else orjson.loads(event.payload)
     except orjson.JSONDecodeError as error:
@@ -58,23 +76,15 @@ def dispatch(work: UnitOfWork, event: state.LockedEvent) -> EventOutcome:
     problems = unstorable.problems_of(document)
     if problems:
         check_unstorable(event.id, problems)
-    reason = f"payload does not match a Clerk {event.event_type}: "
     try:
-        envelope = ClerkEvent.model_validate(document)
+        return ClerkEvent.model_validate(document), problems
     except ValidationError as error:
-        raise PermanentEventError(event.id, reason + describe_validation_error(error)) from error
-    try:
-        return handler(
-            EventContext(work, event.id, envelope, event.onboarding, unstorable=problems)
-        )
-    except ValidationError as error:  # handlers validate `data`
-        details = describe_validation_error(error, prefix="data")
-        raise PermanentEventError(event.id, reason + details) from error
-    except UserDeletedError as error:
-        # The tombstone was committed after the event was read: the write refused it.
-        return _ignore_deleted_user(work, event, error.clerk_id)
-    except EmailHeldError as error:
-        return EventOutcome(EventStatus.WAITING, error.reason, waiting_for=error.holder)
+        reason = _not_a(event.event_type) + describe_validation_error(error)
+        raise PermanentEventError(event.id, reason) from error
+
+
+def _not_a(event_type: str) -> str:
+    return f"payload does not match a Clerk {event_type}: "
 
 
 def _ignore_deleted_user(work: UnitOfWork, event: state.LockedEvent, clerk_id: str) -> EventOutcome:

@@ -258,6 +258,27 @@ def record_outcome(
     )
 
 
+_RECORD_PROCESSED = (
+    update(EVENTS)
+    .where(EVENTS.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
+    .values(
+        status=EventStatus.PROCESSED,
+        last_error=None,
+        processed_at=func.now(),
+        waiting_for=None,
+        clerk_user_id=CLERK_USER_ID,
+        **_attempt(),
+    )
+)
+
+
+def record_processed(session: Session, events: list[LockedEvent]) -> None:
+    """`record_outcome` of `processed`, counting the attempt, for many events in one statement
+    (each row's Clerk user id filled in as `lock_events` read it)."""
+    if events:
+        session.execute(_RECORD_PROCESSED, {"ids": [event.id for event in events]})
+
+
 def record_retries(session: Session, event_ids: list[int], reason: str) -> None:
     """A try failed for a passing reason and another is scheduled: `processing` until then."""
     session.execute(

@@ -9,8 +9,10 @@ outcome); while a backlog waits, apply more `received` events in the same transa
 recompute requests).
 
 A batch shares one commit (most of an event's cost) and one message (Celery's per-message cost
-is several times the database work of an event). It takes the advisory locks of all its users
-in sorted order before any row lock, so two batches never deadlock. One event that fails does
+is several times the database work of an event), and its plain events (a user's or a session's
+upsert, nothing to decide) share their statements (`workers.inbox.plain_events`). It takes the
+advisory locks of all its users in sorted order before any row lock, so two batches never
+deadlock. One event that fails does
 not undo the others: the batch is then rolled back and applied again with each event in a
 savepoint (savepoints cost two round trips per event, so only a batch that needs them pays).
 
@@ -45,6 +47,7 @@ from workers.inbox.apply import Applied, apply, apply_in_savepoint, describe_une
 from workers.inbox.backlog import apply_backlog
 from workers.inbox.context import EventOutcome
 from workers.inbox.errors import EventNotFoundError, PermanentEventError
+from workers.inbox.plain_events import apply_plain
 
 log = get_logger(__name__)
 
@@ -149,9 +152,14 @@ def _apply_batch(
     applied: Applied = []
     with new_session() as session, unit_of_work(publish, session) as work:
         lock_users(session, users)
-        for event in state.as_applied(session, state.lock_events(session, event_ids)):
+        events = state.lock_events(session, event_ids)
+        for event in events:
             if event.clerk_user_id and event.clerk_user_id not in users:
                 lock_user(session, event.clerk_user_id)  # its user id was filled in meanwhile
+        if not isolated:
+            applied, events = _apply_plain_or_isolate(work, events)
+            statuses.update((event.id, outcome.status) for event, outcome in applied)
+        for event in state.as_applied(session, events):
             apply = apply_in_savepoint if isolated else _apply_or_isolate
             outcome = apply(work, event)
             statuses[event.id] = EventStatus.FAILED if outcome is None else outcome.status
@@ -160,6 +168,19 @@ def _apply_batch(
         state.queue_released(work)
     log_applied(applied, batched=True)
     return statuses
+
+
+def _apply_plain_or_isolate(
+    work: UnitOfWork, events: list[state.LockedEvent]
+) -> tuple[Applied, list[state.LockedEvent]]:
+    """The optimistic pass's plain events (`workers.inbox.plain_events`); a failure of their
+    statements sends the batch to savepoints, where every event goes one by one."""
+    try:
+        return apply_plain(work, events)
+    except Exception as error:
+        if is_transient(error):
+            raise
+        raise _BatchEventFailedError from error
 
 
 def _apply_or_isolate(work: UnitOfWork, event: state.LockedEvent) -> EventOutcome:

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from sqlalchemy import ColumnElement, Table, and_, bindparam, case, false, func, true
 from sqlalchemy.dialects.postgresql import Insert, insert
 
-from cpn_sync.clerk import ClerkSession, ClerkUser, HttpRequest, SessionActivity
+from cpn_sync.clerk import ClerkEvent, ClerkSession, ClerkUser, HttpRequest, SessionActivity
 from db.models import EventStatus, UserSession
 from workers.inbox.context import PROCESSED, EventContext, EventOutcome
 from workers.inbox.errors import UserDeletedError
@@ -142,9 +142,9 @@ SESSION_COLUMNS = (
 )
 
 
-def _build_session_upsert(from_activity: bool) -> Insert:
-    """Built once per kind of device details (constructing costs more than running)."""
-    statement = insert(SESSIONS).values({name: bindparam(name) for name in SESSION_COLUMNS})
+def merge_on_conflict(statement: Insert, from_activity: bool) -> Insert:
+    """`statement` (an insert into user_sessions) merging each row into the stored session:
+    the one rule for one event (`UPSERT_SESSION`) and for a batch (`session_batches`)."""
     excluded = statement.excluded
     stored = SESSIONS.c
     device_update = {
@@ -164,23 +164,35 @@ def _build_session_upsert(from_activity: bool) -> Insert:
     )
 
 
-UPSERT_SESSION = {kind: _build_session_upsert(kind) for kind in (True, False)}
+# Built once per kind of device details (constructing costs more than running).
+UPSERT_SESSION = {
+    kind: merge_on_conflict(
+        insert(SESSIONS).values({name: bindparam(name) for name in SESSION_COLUMNS}), kind
+    )
+    for kind in (True, False)
+}
 
 
-def upsert_session(
-    ctx: EventContext, user_id: int, data: ClerkSession, ended: bool, device: Device
-) -> None:
-    fallback = ctx.envelope.occurred_at or dt.datetime.now(dt.UTC)
-    values: dict[str, Any] = {
-        "user_id": user_id,
+def session_row(envelope: ClerkEvent, data: ClerkSession) -> dict[str, Any]:
+    """The `user_sessions` row the event proposes, without its `user_id`, and `from_activity`:
+    which of `UPSERT_SESSION`'s merges it takes."""
+    ended = envelope.type in END_EVENT_TYPES or data.status in END_STATUSES
+    device = device_details(data.latest_activity, envelope.http_request)
+    fallback = envelope.occurred_at or dt.datetime.now(dt.UTC)
+    return {
         "clerk_id": data.user_id,
         "session_id": data.id,
         "user_agent": device.user_agent,
         "is_active": data.status == "active" and not ended,
         **{column: getattr(device, column) for column in DEVICE_COLUMNS},
         **session_times(data, ended, fallback),
+        "from_activity": device.from_activity,
     }
-    ctx.session.execute(UPSERT_SESSION[device.from_activity], values)
+
+
+def upsert_session(ctx: EventContext, user_id: int, row: dict[str, Any]) -> None:
+    values = {name: row[name] for name in SESSION_COLUMNS if name != "user_id"}
+    ctx.session.execute(UPSERT_SESSION[row["from_activity"]], {"user_id": user_id, **values})
 
 
 def user_snapshot(data: ClerkSession) -> ClerkUser | None:
@@ -207,7 +219,5 @@ def handle_session(ctx: EventContext) -> EventOutcome:
             )
         user_id = upsert_user(ctx, snapshot).id
         release_waiting_events(ctx, data.user_id)
-    ended = ctx.envelope.type in END_EVENT_TYPES or data.status in END_STATUSES
-    device = device_details(data.latest_activity, ctx.envelope.http_request)
-    upsert_session(ctx, user_id, data, ended, device)
+    upsert_session(ctx, user_id, session_row(ctx.envelope, data))
     return PROCESSED

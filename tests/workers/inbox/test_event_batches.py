@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 from sqlalchemy import Engine, func, select, text
 
@@ -19,13 +20,15 @@ from tests.workers.factories import (
     user_data,
     user_event,
 )
+from tests.workers.onboarding.factories import onboarding
 
 LATER = 1_716_883_200_000 + 60_000
 
 
-def store_user(engine: Engine, clerk_id: str) -> int:
+def store_user(engine: Engine, clerk_id: str, **fields: Any) -> int:
     return store_event(
-        engine, user_event("user.created", user_data(clerk_id, email=f"{clerk_id}@e.com"))
+        engine,
+        user_event("user.created", user_data(clerk_id, email=f"{clerk_id}@e.com", **fields)),
     )
 
 
@@ -61,14 +64,35 @@ class TestBatch:
         assert emails == {"u0": "u0@e.com", "u1": "u1@e.com", "u2": "u2@e.com"}
         assert owner == "u1"
 
+    def test_a_session_stored_before_its_user_is_applied_with_it_in_one_batch(
+        self, engine: Engine, process: Processor
+    ) -> None:
+        # Alone, a session event without `data.user` waits for its user; in a batch with its
+        # user's event, the user is written first and the session needs no second message.
+        payload = session_event("session.created", "sess_b2", "u9")
+        del payload["data"]["user"]
+        session = store_event(engine, payload)
+        arrives = store_user(engine, "u9")
+
+        assert process.batch([session, arrives]) == {session: "processed", arrives: "processed"}
+        assert process.released() == []
+        with engine.connect() as connection:
+            owner = connection.scalar(
+                select(User.clerk_id)
+                .join(UserSession, UserSession.user_id == User.id)
+                .where(UserSession.session_id == "sess_b2")
+            )
+        assert owner == "u9"
+
     def test_a_session_that_waits_is_released_by_its_user_in_the_same_batch(
         self, engine: Engine, process: Processor
     ) -> None:
-        # A session event without `data.user` cannot create its user: it waits.
-        payload = session_event("session.created", "sess_b2", "u9")
+        # The user's event goes one by one (it carries onboarding data to migrate), and so do
+        # all its user's events, in their order: the session waits, then is released.
+        payload = session_event("session.created", "sess_b3", "u8")
         del payload["data"]["user"]
         waiting = store_event(engine, payload)
-        arrives = store_user(engine, "u9")
+        arrives = store_user(engine, "u8", unsafe_metadata={"onboarding": onboarding()})
 
         assert process.batch([waiting, arrives]) == {waiting: "waiting", arrives: "processed"}
         assert process.released() == [waiting]  # sent again only after the commit
