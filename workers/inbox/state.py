@@ -163,48 +163,46 @@ def _as_locked(row: Any) -> LockedEvent:
     )
 
 
+# Built once: building these selects, and the cache key of the payload expressions in them,
+# cost more than running them (they run for every message).
+_IDS = bindparam("ids", type_=ARRAY(BigInteger))
+_LOCK_EVENT = _locked_events(EVENTS.c.id == bindparam("event_id")).with_for_update(of=EVENTS)
+# By primary key alone: with a status condition beside it, a generic plan may also read the
+# status index, every entry of the open statuses, dead ones included, for each batch.
+_LOCK_EVENTS = (
+    _locked_events(EVENTS.c.id == any_(_IDS)).order_by(EVENTS.c.id).with_for_update(of=EVENTS)
+)
+_LOCK_BACKLOG = (
+    _locked_events(EVENTS.c.status == EventStatus.RECEIVED)
+    .order_by(EVENTS.c.received_at, EVENTS.c.id)
+    .limit(bindparam("limit"))
+    .with_for_update(of=EVENTS, skip_locked=True)
+)
+_OPEN_EVENTS = select(EVENTS.c.id, EVENTS.c.status, CLERK_USER_ID.label("clerk_user_id")).where(
+    EVENTS.c.id == any_(_IDS)
+)
+
+
 def lock_event(session: Session, event_id: int) -> LockedEvent | None:
-    row = session.execute(
-        _locked_events(EVENTS.c.id == event_id).with_for_update(of=EVENTS)
-    ).one_or_none()
+    row = session.execute(_LOCK_EVENT, {"event_id": event_id}).one_or_none()
     return None if row is None else _as_locked(row)
 
 
 def open_events(connection: Session | Connection, event_ids: list[int]) -> dict[int, Any]:
     """Every given event that exists, by id: its status and Clerk user id (not locked)."""
-    rows = connection.execute(
-        select(EVENTS.c.id, EVENTS.c.status, CLERK_USER_ID.label("clerk_user_id")).where(
-            EVENTS.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger)))
-        ),
-        {"ids": event_ids},
-    ).all()
+    rows = connection.execute(_OPEN_EVENTS, {"ids": event_ids}).all()
     return {row.id: row for row in rows}
 
 
 def lock_events(session: Session, event_ids: list[int]) -> list[LockedEvent]:
     """The given events that are still open, locked, in the order they were stored."""
-    rows = session.execute(
-        _locked_events(
-            and_(
-                EVENTS.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger))),
-                EVENTS.c.status.in_(OPEN_STATUSES),
-            )
-        )
-        .order_by(EVENTS.c.id)
-        .with_for_update(of=EVENTS),
-        {"ids": event_ids},
-    ).all()
-    return [_as_locked(row) for row in rows]
+    rows = session.execute(_LOCK_EVENTS, {"ids": event_ids}).all()
+    return [_as_locked(row) for row in rows if row.status in OPEN_STATUSES]
 
 
 def lock_backlog(session: Session, limit: int) -> list[LockedEvent]:
     """The oldest `received` events no other task has locked, locked for this one."""
-    rows = session.execute(
-        _locked_events(EVENTS.c.status == EventStatus.RECEIVED)
-        .order_by(EVENTS.c.received_at, EVENTS.c.id)
-        .limit(limit)
-        .with_for_update(of=EVENTS, skip_locked=True)
-    ).all()
+    rows = session.execute(_LOCK_BACKLOG, {"limit": limit}).all()
     return [_as_locked(row) for row in rows]
 
 
@@ -260,7 +258,7 @@ def record_outcome(
 
 _RECORD_PROCESSED = (
     update(EVENTS)
-    .where(EVENTS.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
+    .where(EVENTS.c.id == any_(_IDS))
     .values(
         status=EventStatus.PROCESSED,
         last_error=None,

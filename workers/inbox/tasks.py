@@ -126,33 +126,27 @@ def apply_events(event_ids: list[int], publish: Publish | None = None) -> dict[i
     trips per event saved), and only when an event fails is it rolled back and run again with
     each event in a savepoint of its own.
     """
-    with get_engine().connect() as connection:
-        found = state.open_events(
-            connection.execution_options(isolation_level="AUTOCOMMIT"), event_ids
-        )
-    for event_id in event_ids:
-        if event_id not in found:
-            log.warning("event.not_found", event_id=event_id)
-    statuses = {event_id: f"already {row.status}" for event_id, row in found.items()}
-    open_rows = [row for row in found.values() if row.status in state.OPEN_STATUSES]
-    if not open_rows:
-        return statuses
-    users = sorted({row.clerk_user_id for row in open_rows if row.clerk_user_id})
     try:
-        return statuses | _apply_batch(list(found), users, publish, isolated=False)
+        return _apply_batch(event_ids, publish, isolated=False)
     except _BatchEventFailedError:
-        return statuses | _apply_batch(list(found), users, publish, isolated=True)
+        return _apply_batch(event_ids, publish, isolated=True)
 
 
 def _apply_batch(
-    event_ids: list[int], users: list[str], publish: Publish | None, *, isolated: bool
+    event_ids: list[int], publish: Publish | None, *, isolated: bool
 ) -> dict[int, str]:
-    """One transaction over the batch: the users' locks in sorted order, then the rows."""
-    statuses: dict[int, str] = {}
+    """One transaction over the batch: which events are open and whose, the users' locks in
+    sorted order, then the rows."""
     applied: Applied = []
     with new_session() as session, unit_of_work(publish, session) as work:
+        found = state.open_events(session, event_ids)
+        statuses = _already_final(event_ids, found, log_unknown=not isolated)
+        open_rows = [row for row in found.values() if row.status in state.OPEN_STATUSES]
+        if not open_rows:
+            return statuses
+        users = sorted({row.clerk_user_id for row in open_rows if row.clerk_user_id})
         lock_users(session, users)
-        events = state.lock_events(session, event_ids)
+        events = state.lock_events(session, [row.id for row in open_rows])
         for event in events:
             if event.clerk_user_id and event.clerk_user_id not in users:
                 lock_user(session, event.clerk_user_id)  # its user id was filled in meanwhile
@@ -168,6 +162,17 @@ def _apply_batch(
         state.queue_released(work)
     log_applied(applied, batched=True)
     return statuses
+
+
+def _already_final(
+    event_ids: list[int], found: dict[int, Any], *, log_unknown: bool
+) -> dict[int, str]:
+    """Each event found, as `already <status>`; unknown ids are logged (once: not again when
+    the batch runs again in savepoints)."""
+    for event_id in event_ids:
+        if log_unknown and event_id not in found:
+            log.warning("event.not_found", event_id=event_id)
+    return {event_id: f"already {row.status}" for event_id, row in found.items()}
 
 
 def _apply_plain_or_isolate(

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 import orjson
-from sqlalchemy import Boolean, Text, bindparam, cast, column, func, select
+from sqlalchemy import Boolean, Text, bindparam, cast, column, func, select, true
 from sqlalchemy.dialects.postgresql import INET, JSONB, TIMESTAMP, insert
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import ReturningInsert
@@ -49,8 +49,14 @@ def _build_batch_upsert(from_activity: bool) -> ReturningInsert[Any]:
         .table_valued(*(column(name, kind) for name, kind in _RECORD_TYPES.items()))
         .render_derived(name="proposed", with_types=True)
     )
-    rows = select(USERS.c.id, *(proposed.c[name] for name in _RECORD_TYPES)).join_from(
-        proposed, USERS, USERS.c.clerk_id == proposed.c.clerk_id
+    # Each row's user by its index, one at a time (a LATERAL with LIMIT is never turned into a
+    # join): a generic plan that guessed 100 rows, with statistics taken while `users` was
+    # small, would otherwise scan every user for each batch.
+    owner = (
+        select(USERS.c.id).where(USERS.c.clerk_id == proposed.c.clerk_id).limit(1).lateral("owner")
+    )
+    rows = select(owner.c.id, *(proposed.c[name] for name in _RECORD_TYPES)).join_from(
+        proposed, owner, true()
     )
     statement = insert(SESSIONS).from_select(list(SESSION_COLUMNS), rows)
     return merge_on_conflict(statement, from_activity).returning(SESSIONS.c.clerk_id)

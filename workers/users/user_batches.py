@@ -69,13 +69,17 @@ _INSERT = (
     + " RETURNING u.clerk_id, u.id, (u.xmax = 0) AS created"
 )
 # Per proposed row: whether it is tombstoned, the stored row says as much or more, or another
-# user holds its address. Beside the insert, the reads see the table as it was before it.
+# user holds its address. Beside the insert, the reads see the table as it was before it. The
+# stored row is looked up by its index, one row at a time (a LATERAL with LIMIT is never turned
+# into a join): a generic plan that guessed 100 proposed rows, with statistics taken while the
+# table was small, would otherwise scan every user for each batch.
 _STANDING = (
     "EXISTS (SELECT 1 FROM deleted_users d WHERE d.clerk_id = p.clerk_id) AS deleted, "
     f"u.id AS stored_id, coalesce({_current('p')}, false) AS current, "
     "(SELECT h.clerk_id FROM users h WHERE h.email = p.email AND h.clerk_id <> p.clerk_id "
     "LIMIT 1) AS holder "
-    "FROM proposed p LEFT JOIN users u ON u.clerk_id = p.clerk_id"
+    "FROM proposed p LEFT JOIN LATERAL ("
+    "SELECT * FROM users s WHERE s.clerk_id = p.clerk_id LIMIT 1) u ON true"
 )
 # Write what the rules allow and say why the rest was not written: one round trip a page.
 _UPSERT = text(
