@@ -23,11 +23,12 @@ import psycopg
 from benchmarks.bench_ingest import tree_cpu_seconds
 from cpn_sync.procfile import read_procfile
 from cpn_sync.settings import libpq_url
-from db.models import FINAL_EVENT_STATUSES
+from db.models import FINAL_EVENT_STATUSES, OPEN_EVENT_STATUSES
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 FINAL = tuple(str(status) for status in FINAL_EVENT_STATUSES)
+OPEN = [str(status) for status in OPEN_EVENT_STATUSES]
 
 
 @dataclass
@@ -174,10 +175,11 @@ def last_id(conn: psycopg.Connection[tuple[object, ...]]) -> int:
 
 
 def open_events(conn: psycopg.Connection[tuple[object, ...]], after_id: int) -> int:
-    """The step's events stored and not final yet (its backlog)."""
+    """The step's events stored and not final yet (its backlog). Read through the status
+    index: counting the step's rows instead took PostgreSQL 0.1 core from the run it measured."""
     row = conn.execute(
-        "SELECT count(*) FROM webhook_events WHERE id > %s AND status <> ALL(%s)",
-        (after_id, list(FINAL)),
+        "SELECT count(*) FROM webhook_events WHERE status = ANY(%s) AND id > %s",
+        (OPEN, after_id),
     ).fetchone()
     return int(row[0]) if row else 0  # type: ignore[call-overload]
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, Text, case, func
+from sqlalchemy import ColumnElement, Table, Text, case, func, select
 from sqlalchemy import cast as sql_cast
-from sqlalchemy.dialects.postgresql import array
+from sqlalchemy.dialects.postgresql import JSONB, array
 
 from db.models import WebhookEvent
 
@@ -27,19 +27,49 @@ def _path(*keys: str) -> ColumnElement[Any]:
     return array(keys, type_=Text)
 
 
+_METADATA_KEYS = array(METADATA, type_=Text)
+
+
+def _without_metadata_keys(document: ColumnElement[Any]) -> ColumnElement[Any]:
+    return document.op("-", return_type=JSONB)(_METADATA_KEYS)
+
+
+def _is_object(document: ColumnElement[Any]) -> ColumnElement[bool]:
+    return func.jsonb_typeof(document) == "object"
+
+
+# `data` without its metadata, once per row: NULL when `data` is not an object (`-` raises on a
+# scalar). OFFSET 0 keeps PostgreSQL from merging it into the outer query, where each use
+# would take it out of the stored (compressed) payload again.
+def _member(document: ColumnElement[Any], key: str) -> ColumnElement[Any]:
+    return document.op("->", return_type=JSONB)(key)
+
+
+_DATA = _member(EVENTS.c.payload, "data")
+STRIPPED_DATA = (
+    select(case((_is_object(_DATA), _without_metadata_keys(_DATA))).label("data"))
+    .correlate(EVENTS)
+    .offset(0)
+    .lateral("stripped")
+)
+
+
 def _without_metadata(payload: ColumnElement[Any]) -> ColumnElement[Any]:
-    """`#-` raises on a scalar or an array on its path: only objects are entered."""
-    for parent in (("data",), ("data", "user")):
-        stripped = payload
-        for name in METADATA:
-            stripped = stripped.op("#-")(_path(*parent, name))
-        is_object = func.jsonb_typeof(payload.op("#>")(_path(*parent))) == "object"
-        payload = case((is_object, stripped), else_=payload)
-    return payload
+    """The payload with `STRIPPED_DATA` as its `data`, whose `user` (an object) is stripped
+    too; the payload itself when `data` is not an object."""
+    data = STRIPPED_DATA.c.data
+    user = _member(data, "user")
+    data_and_user = case(
+        (_is_object(user), func.jsonb_set(data, _path("user"), _without_metadata_keys(user))),
+        else_=data,
+    )
+    return case(
+        (data.is_(None), payload), else_=func.jsonb_set(payload, _path("data"), data_and_user)
+    )
 
 
 # The payload's JSON text without `data.*_metadata` and `data.user.*_metadata`; NULL once
-# redacted.
+# redacted. A select that reads it joins `STRIPPED_DATA` (`LATERAL`) after the events.
 PAYLOAD_TEXT = sql_cast(_without_metadata(EVENTS.c.payload), Text)
 # The JSON text of `data.unsafe_metadata.onboarding` of a user event; NULL when absent.
 ONBOARDING_TEXT = case(

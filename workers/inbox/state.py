@@ -34,6 +34,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    true,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -52,7 +53,7 @@ from db.models import (
 from workers.core.locks import user_lock
 from workers.core.unit_of_work import UnitOfWork
 from workers.inbox.context import EventOutcome
-from workers.inbox.payloads import ONBOARDING_TEXT, PAYLOAD_TEXT
+from workers.inbox.payloads import ONBOARDING_TEXT, PAYLOAD_TEXT, STRIPPED_DATA
 
 # Queries run on the tables rather than the mapped classes: this is the hot path of every
 # event, and the ORM's statement handling costs more than the database's work here.
@@ -140,15 +141,19 @@ def status_of(connection: Session | Connection, event_id: int) -> str | None:
 
 
 def _locked_events(condition: ColumnElement[bool]) -> Select[Any]:
-    return select(
-        EVENTS.c.id,
-        EVENTS.c.status,
-        EVENTS.c.event_type,
-        CLERK_USER_ID.label("clerk_user_id"),
-        PAYLOAD_TEXT.label("payload"),
-        ONBOARDING_TEXT.label("onboarding"),
-        exists().where(TOMBSTONES.c.clerk_id == CLERK_USER_ID).label("user_deleted"),
-    ).where(condition)
+    return (
+        select(
+            EVENTS.c.id,
+            EVENTS.c.status,
+            EVENTS.c.event_type,
+            CLERK_USER_ID.label("clerk_user_id"),
+            PAYLOAD_TEXT.label("payload"),
+            ONBOARDING_TEXT.label("onboarding"),
+            exists().where(TOMBSTONES.c.clerk_id == CLERK_USER_ID).label("user_deleted"),
+        )
+        .select_from(EVENTS.join(STRIPPED_DATA, true()))
+        .where(condition)
+    )
 
 
 def _as_locked(row: Any) -> LockedEvent:
