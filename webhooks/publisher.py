@@ -5,9 +5,10 @@ thread gathers what arrives within a few milliseconds and publishes it through o
 batch (one Redis pipeline round trip), one message per EVENT_BATCH_SIZE ids: a worker applies
 each message's events in one transaction, so under load neither Celery's cost per message nor
 the commit is paid per event. While messages wait in the queue (the workers are behind), the
-thread gathers for longer, up to a full message or `max_linger`: a new message would wait
-behind the others anyway, and a fuller one saves the workers a transaction and a message's
-cost when they need it most. An idle queue gets every message after `linger`. Messages are
+thread gathers for longer, until a message is full, the queue is empty, or `max_linger` has
+passed: a new message would wait behind the others anyway, and a fuller one saves the workers
+a transaction and a message's cost when they need it most. An idle queue gets every message
+after `linger`. Messages are
 built by Celery's own `create_task_message`, so the workers see exactly what `send_task` would
 send, at a fraction of its cost per message.
 
@@ -131,8 +132,8 @@ class Publisher:
         """Wait for ids, sleep `linger` seconds, then take what arrived meanwhile: one round
         trip to the broker then carries many messages (a few ms more before the worker sees
         them). While this thread sleeps, handing over wakes nobody (a wake-up per commit cost
-        the event loop a GIL switch each). A sync request is not lingered for. While the
-        workers are behind, gather on up to a full message (`max_linger` at most). Answers the
+        the event loop a GIL switch each). A sync request is not lingered for. While messages
+        wait in the queue, gather on towards a full message (`max_linger` at most). Answers the
         event ids, the sync request ids and whether `close` asked to stop."""
         handed = self._pending.get()
         if handed is _STOP:
@@ -143,15 +144,12 @@ class Publisher:
         if batch:
             time.sleep(self._linger)
         stopping = self._take_handed(batch, syncs)
-        if stopping or syncs or not 0 < len(batch) < self._ids_per_message:
-            return batch, syncs, stopping
-        if self._queued_messages() > 0:
-            deadline = time.monotonic() + self._max_linger - self._linger
-            while not (stopping or syncs) and len(batch) < self._ids_per_message:
-                if time.monotonic() >= deadline:
-                    break
-                time.sleep(self._linger)
-                stopping = self._take_handed(batch, syncs)
+        deadline = time.monotonic() + self._max_linger - self._linger
+        while not (stopping or syncs) and len(batch) < self._ids_per_message:
+            if time.monotonic() >= deadline or self._queued_messages() == 0:
+                break  # no later than the queue empties: holding back must cost no freshness
+            time.sleep(self._linger)
+            stopping = self._take_handed(batch, syncs)
         return batch, syncs, stopping
 
     def _take_handed(self, batch: list[int], syncs: list[int]) -> bool:

@@ -9,7 +9,7 @@ import redis
 from prometheus_client import REGISTRY
 
 from cpn_sync.settings import Settings
-from tests.webhooks.conftest import enqueued_ids, task_messages
+from tests.webhooks.conftest import WEBHOOK_QUEUE, enqueued_ids, task_messages
 from webhooks.publisher import Publisher
 
 
@@ -93,3 +93,18 @@ def wait_for(condition: Callable[[], bool], timeout: float) -> bool:
             return True
         time.sleep(0.01)
     return condition()
+
+
+def test_gathering_ends_when_the_queue_empties(settings: Settings, broker: redis.Redis) -> None:
+    publisher = Publisher(settings, linger=0.01, max_linger=30.0)
+    publisher.start()
+    try:
+        publisher.submit([1])
+        assert wait_for(lambda: message_ids(broker) == [[1]], timeout=10.0)
+        publisher.submit([2])
+        time.sleep(0.1)  # held back: a message is waiting
+        broker.delete(WEBHOOK_QUEUE)  # a worker took it
+        # Far sooner than max_linger: nothing waits any more, so nothing is held back.
+        assert wait_for(lambda: message_ids(broker) == [[2]], timeout=10.0)
+    finally:
+        publisher.close()
