@@ -13,7 +13,7 @@ from cpn_sync.clerk import ClerkEvent
 from db.models import EventStatus
 from workers.core.errors import describe_json_error, describe_validation_error
 from workers.core.unit_of_work import UnitOfWork
-from workers.inbox import state
+from workers.inbox import erasure, state
 from workers.inbox.context import EventContext, EventOutcome
 from workers.inbox.errors import EmailHeldError, PermanentEventError, UserDeletedError
 from workers.users.session_events import handle_session
@@ -44,7 +44,7 @@ def dispatch(work: UnitOfWork, event: state.LockedEvent) -> EventOutcome:
     """
     handler = HANDLERS.get(event.event_type)
     if handler is None:
-        state.redact_event_payload(work.session, event.id)
+        erasure.redact_event_payload(work.session, event.id)
         return EventOutcome(EventStatus.IGNORED, f"event type {event.event_type} is not handled")
     if event.user_deleted and event.clerk_user_id and event.event_type != "user.deleted":
         return _ignore_deleted_user(work, event, event.clerk_user_id)
@@ -91,7 +91,7 @@ def _ignore_deleted_user(work: UnitOfWork, event: state.LockedEvent, clerk_id: s
     """An event of a deleted user: `ignored`, and the user's stored payloads erased (this
     event's too, also when its row does not name the user yet)."""
     events = state.EVENTS.c
-    state.redact_payloads(
+    erasure.redact_payloads(
         work.session, or_(events.clerk_user_id == clerk_id, events.id == event.id)
     )
     return EventOutcome(EventStatus.IGNORED, f"user {clerk_id} was deleted; not applied")

@@ -12,7 +12,7 @@ from cpn_sync.task_contract import REDACT_PAYLOADS
 from db.models import EventStatus, WebhookEvent
 from workers.core.schedule import scheduled_job
 from workers.core.unit_of_work import Publish, UnitOfWork
-from workers.inbox import state
+from workers.inbox import erasure
 
 APPLIED_STATUSES = (EventStatus.PROCESSED, EventStatus.IGNORED)
 
@@ -22,7 +22,7 @@ def redact_old_payloads(work: UnitOfWork, _publish: Publish) -> dict[str, int]:
     """Erase the payloads of applied events older than WEBHOOK_RETENTION_DAYS."""
     days = get_settings().webhook_retention_days
     cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
-    redacted = state.redact_payloads(
+    redacted = erasure.redact_payloads(
         work.session,
         WebhookEvent.received_at < cutoff,
         WebhookEvent.status.in_(APPLIED_STATUSES),

@@ -30,7 +30,6 @@ from sqlalchemy import (
     exists,
     func,
     literal_column,
-    null,
     or_,
     select,
     text,
@@ -324,26 +323,6 @@ def queue_released(work: UnitOfWork) -> None:
     released = work.session.scalars(_RELEASED, {"users": sorted(work.arrived_users)}).all()
     for event_id in released:
         work.after_commit(PROCESS_EVENT, [event_id])
-
-
-def redact_payloads(session: Session, *conditions: ColumnElement[bool]) -> int:
-    """Erase stored payloads (the rows and their outcomes stay); answer how many."""
-    result = session.execute(
-        update(EVENTS)
-        .where(EVENTS.c.payload.is_not(None), *conditions)
-        .values(payload=null(), redacted_at=func.now())  # SQL NULL, not JSON null
-        .returning(EVENTS.c.id)
-    )
-    return len(result.all())
-
-
-def redact_user_payloads(session: Session, clerk_user_id: str) -> int:
-    """Every stored payload about the user, whatever the event's type."""
-    return redact_payloads(session, EVENTS.c.clerk_user_id == clerk_user_id)
-
-
-def redact_event_payload(session: Session, event_id: int) -> int:
-    return redact_payloads(session, EVENTS.c.id == event_id)
 
 
 def stuck_condition(received_after_seconds: int, processing_after_seconds: int) -> Any:

@@ -26,7 +26,7 @@ from db.models import DataMigration, DeletedUser, EventStatus, User
 from workers.core.errors import is_unique_violation
 from workers.core.locks import lock_user
 from workers.core.unit_of_work import UnitOfWork
-from workers.inbox import state
+from workers.inbox import erasure, state
 from workers.inbox.context import PROCESSED, EventContext, EventOutcome
 from workers.inbox.errors import EmailHeldError, PermanentEventError, UserDeletedError
 from workers.onboarding.on_user_created import migrate_onboarding
@@ -285,6 +285,6 @@ def erase_user(work: UnitOfWork, clerk_id: str) -> None:
     session.execute(delete(User).where(User.clerk_id == clerk_id))
     # First-request sync calls may still hold onboarding data that no run has used.
     session.execute(delete(MeSyncRequest).where(MeSyncRequest.clerk_id == clerk_id))
-    state.redact_user_payloads(session, clerk_id)
+    erasure.redact_user_payloads(session, clerk_id)
     # Events that waited for this user now end as `ignored` (the tombstone decides).
     work.arrived_users.add(clerk_id)
