@@ -8,9 +8,8 @@ the commit is paid per event. While messages wait in the queue (the workers are 
 thread gathers for longer, until a message is full, the queue is empty, or `max_linger` has
 passed: a new message would wait behind the others anyway, and a fuller one saves the workers
 a transaction and a message's cost when they need it most. An idle queue gets every message
-after `linger`. Messages are
-built by Celery's own `create_task_message`, so the workers see exactly what `send_task` would
-send, at a fraction of its cost per message.
+after `linger`. Messages are built by Celery's own `create_task_message`, so the workers see
+exactly what `send_task` would send, at a fraction of its cost per message.
 
 It also sends `webhooks.sync_me(request_id)` for the first-request sync (`POST /api/me/sync`):
 one message per stored request, published at once (no linger: a request waits for its answer).

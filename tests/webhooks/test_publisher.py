@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
 
+import pytest
 import redis
 from prometheus_client import REGISTRY
 
 from cpn_sync.settings import Settings
 from tests.webhooks.conftest import WEBHOOK_QUEUE, enqueued_ids, task_messages
+from tests.workers.conftest import wait_until
 from webhooks.publisher import Publisher
 
 
@@ -37,74 +39,61 @@ def message_ids(broker: redis.Redis) -> list[list[int]]:
     return [message["args"][0] for message in reversed(task_messages(broker))]
 
 
-def test_an_idle_queue_gets_each_message_without_waiting_for_more(
-    settings: Settings, broker: redis.Redis
-) -> None:
+@pytest.fixture
+def lingering(settings: Settings) -> Iterator[Publisher]:
+    """A running publisher that would hold a message back for up to 30 s: a test that sees a
+    message sooner saw it sent at once."""
     publisher = Publisher(settings, linger=0.01, max_linger=30.0)
     publisher.start()
-    try:
-        publisher.submit([1])
-        # Far sooner than max_linger: with nothing queued, nothing is held back.
-        assert wait_for(lambda: message_ids(broker) == [[1]], timeout=10.0)
-    finally:
-        publisher.close()
-    assert message_ids(broker) == [[1]]
+    yield publisher
+    publisher.close()
+
+
+def one_message_waiting(publisher: Publisher, broker: redis.Redis) -> None:
+    """Publish [0] and leave it unconsumed: the workers are behind."""
+    publisher.submit([0])
+    wait_until(lambda: message_ids(broker) == [[0]], 10, "the first message published")
+
+
+def test_an_idle_queue_gets_each_message_without_waiting_for_more(
+    lingering: Publisher, broker: redis.Redis
+) -> None:
+    lingering.submit([1])
+
+    wait_until(lambda: message_ids(broker) == [[1]], 10, "[1] published without lingering")
 
 
 def test_while_messages_wait_in_the_queue_ids_are_gathered_into_fuller_messages(
-    settings: Settings, broker: redis.Redis
+    lingering: Publisher, broker: redis.Redis
 ) -> None:
-    publisher = Publisher(settings, linger=0.01, max_linger=30.0)
-    publisher.start()
-    try:
-        publisher.submit([1])
-        assert wait_for(lambda: message_ids(broker) == [[1]], timeout=10.0)
-        # The first message waits, unconsumed: the workers are behind.
-        for ids in ([2], [3, 4], [5]):
-            publisher.submit(ids)
-            time.sleep(0.1)  # ten times `linger`: each would have gone out alone
-    finally:
-        publisher.close()  # publishes what it gathered, at once
-    assert message_ids(broker) == [[1], [2, 3, 4, 5]]
+    one_message_waiting(lingering, broker)
+
+    for ids in ([2], [3, 4], [5]):
+        lingering.submit(ids)
+        time.sleep(0.1)  # ten times `linger`: each would have gone out alone
+    lingering.close()  # publishes what it gathered, at once
+
+    assert message_ids(broker) == [[0], [2, 3, 4, 5]]
 
 
 def test_gathering_for_a_behind_queue_stops_at_a_full_message(
-    settings: Settings, broker: redis.Redis
+    lingering: Publisher, broker: redis.Redis, settings: Settings
 ) -> None:
     full = settings.event_batch_size
-    publisher = Publisher(settings, linger=0.01, max_linger=30.0)
-    publisher.start()
-    try:
-        publisher.submit([0])
-        assert wait_for(lambda: len(message_ids(broker)) == 1, timeout=10.0)
-        publisher.submit(list(range(1, full)))
-        publisher.submit([full])
-        # A full message goes out without waiting for max_linger.
-        assert wait_for(lambda: len(message_ids(broker)) == 2, timeout=10.0)
-    finally:
-        publisher.close()
+    one_message_waiting(lingering, broker)
+
+    lingering.submit(list(range(1, full)))
+    lingering.submit([full])
+
+    wait_until(lambda: len(message_ids(broker)) == 2, 10, "the full message published")
     assert message_ids(broker)[1] == list(range(1, full + 1))
 
 
-def wait_for(condition: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return condition()
+def test_gathering_ends_when_the_queue_empties(lingering: Publisher, broker: redis.Redis) -> None:
+    one_message_waiting(lingering, broker)
+    lingering.submit([2])
+    time.sleep(0.1)  # held back: a message is waiting
 
+    broker.delete(WEBHOOK_QUEUE)  # a worker took it
 
-def test_gathering_ends_when_the_queue_empties(settings: Settings, broker: redis.Redis) -> None:
-    publisher = Publisher(settings, linger=0.01, max_linger=30.0)
-    publisher.start()
-    try:
-        publisher.submit([1])
-        assert wait_for(lambda: message_ids(broker) == [[1]], timeout=10.0)
-        publisher.submit([2])
-        time.sleep(0.1)  # held back: a message is waiting
-        broker.delete(WEBHOOK_QUEUE)  # a worker took it
-        # Far sooner than max_linger: nothing waits any more, so nothing is held back.
-        assert wait_for(lambda: message_ids(broker) == [[2]], timeout=10.0)
-    finally:
-        publisher.close()
+    wait_until(lambda: message_ids(broker) == [[2]], 10, "[2] published once nothing waits")

@@ -38,13 +38,13 @@ def _is_object(document: ColumnElement[Any]) -> ColumnElement[bool]:
     return func.jsonb_typeof(document) == "object"
 
 
-# `data` without its metadata, once per row: NULL when `data` is not an object (`-` raises on a
-# scalar). OFFSET 0 keeps PostgreSQL from merging it into the outer query, where each use
-# would take it out of the stored (compressed) payload again.
 def _member(document: ColumnElement[Any], key: str) -> ColumnElement[Any]:
     return document.op("->", return_type=JSONB)(key)
 
 
+# `data` without its metadata, once per row: NULL when `data` is not an object (`-` raises on a
+# scalar). OFFSET 0 keeps PostgreSQL from merging it into the outer query, where each use
+# would take it out of the stored (compressed) payload again.
 _DATA = _member(EVENTS.c.payload, "data")
 STRIPPED_DATA = (
     select(case((_is_object(_DATA), _without_metadata_keys(_DATA))).label("data"))
@@ -54,9 +54,10 @@ STRIPPED_DATA = (
 )
 
 
-def _without_metadata(payload: ColumnElement[Any]) -> ColumnElement[Any]:
-    """The payload with `STRIPPED_DATA` as its `data`, whose `user` (an object) is stripped
-    too; the payload itself when `data` is not an object."""
+def _without_metadata() -> ColumnElement[Any]:
+    """The stored payload with `STRIPPED_DATA` as its `data`, whose `user` (an object) is
+    stripped too; the payload itself when `data` is not an object."""
+    payload = EVENTS.c.payload
     data = STRIPPED_DATA.c.data
     user = _member(data, "user")
     data_and_user = case(
@@ -70,7 +71,7 @@ def _without_metadata(payload: ColumnElement[Any]) -> ColumnElement[Any]:
 
 # The payload's JSON text without `data.*_metadata` and `data.user.*_metadata`; NULL once
 # redacted. A select that reads it joins `STRIPPED_DATA` (`LATERAL`) after the events.
-PAYLOAD_TEXT = sql_cast(_without_metadata(EVENTS.c.payload), Text)
+PAYLOAD_TEXT = sql_cast(_without_metadata(), Text)
 # The JSON text of `data.unsafe_metadata.onboarding` of a user event; NULL when absent.
 ONBOARDING_TEXT = case(
     (

@@ -25,16 +25,15 @@ from workers.core.unit_of_work import UnitOfWork
 from workers.inbox import state
 from workers.inbox.apply import Applied
 from workers.inbox.context import PROCESSED
-from workers.inbox.dispatch import read_envelope
+from workers.inbox.dispatch import HANDLERS, read_envelope
 from workers.users.session_batches import upsert_sessions
-from workers.users.session_events import session_row
+from workers.users.session_events import handle_session, session_row
 from workers.users.user_batches import distinct_rows, upsert_users
-from workers.users.user_events import user_values
+from workers.users.user_events import handle_user_upsert, user_values
 
-USER_UPSERTS = frozenset({"user.created", "user.updated"})
-SESSION_TYPES = frozenset(
-    {"session.created", "session.pending", "session.ended", "session.removed", "session.revoked"}
-)
+# The types whose handler is an upsert: taken from the one mapping of types to handlers.
+USER_UPSERTS = frozenset(name for name, run in HANDLERS.items() if run is handle_user_upsert)
+SESSION_TYPES = frozenset(name for name, run in HANDLERS.items() if run is handle_session)
 
 
 @dataclass
@@ -58,7 +57,8 @@ def apply_plain(
     for event in events:
         row = _plain_row(event)
         if row is None:
-            batch.one_by_one.add(event.clerk_user_id or "")
+            if event.clerk_user_id:
+                batch.one_by_one.add(event.clerk_user_id)
         elif event.event_type in USER_UPSERTS:
             batch.user_rows[event.id] = row
         else:
@@ -74,11 +74,11 @@ def apply_plain(
     applied: Applied = []
     others: list[state.LockedEvent] = []
     for event in events:
-        plain = event.id in batch.user_rows or event.id in batch.session_rows
-        if plain and event.clerk_user_id not in batch.one_by_one:
+        row = batch.user_rows.get(event.id) or batch.session_rows.get(event.id)
+        if row is not None and row["clerk_id"] not in batch.one_by_one:
             applied.append((event, PROCESSED))
             if event.id in batch.user_rows:
-                work.arrived_users.add(event.clerk_user_id or "")
+                work.arrived_users.add(row["clerk_id"])
         else:
             others.append(event)
     state.record_processed(work.session, [event for event, _ in applied])

@@ -12,9 +12,9 @@ A batch shares one commit (most of an event's cost) and one message (Celery's pe
 is several times the database work of an event), and its plain events (a user's or a session's
 upsert, nothing to decide) share their statements (`workers.inbox.plain_events`). It takes the
 advisory locks of all its users in sorted order before any row lock, so two batches never
-deadlock. One event that fails does
-not undo the others: the batch is then rolled back and applied again with each event in a
-savepoint (savepoints cost two round trips per event, so only a batch that needs them pays).
+deadlock. One event that fails does not undo the others: the batch is then rolled back and
+applied again with each event in a savepoint (savepoints cost two round trips per event, so
+only a batch that needs them pays).
 
 A row that is already final makes a redelivered message a no-op. Transient errors (database or
 broker unreachable, serialization failures, deadlocks) are retried with exponential backoff and
@@ -140,7 +140,7 @@ def _apply_batch(
     applied: Applied = []
     with new_session() as session, unit_of_work(publish, session) as work:
         found = state.open_events(session, event_ids)
-        statuses = _already_final(event_ids, found, log_unknown=not isolated)
+        statuses = _statuses_found(event_ids, found, log_unknown=not isolated)
         open_rows = [row for row in found.values() if row.status in state.OPEN_STATUSES]
         if not open_rows:
             return statuses
@@ -164,11 +164,11 @@ def _apply_batch(
     return statuses
 
 
-def _already_final(
+def _statuses_found(
     event_ids: list[int], found: dict[int, Any], *, log_unknown: bool
 ) -> dict[int, str]:
-    """Each event found, as `already <status>`; unknown ids are logged (once: not again when
-    the batch runs again in savepoints)."""
+    """Each event found, as `already <status>` until the batch says otherwise; unknown ids are
+    logged (once: not again when the batch runs again in savepoints)."""
     for event_id in event_ids:
         if log_unknown and event_id not in found:
             log.warning("event.not_found", event_id=event_id)
